@@ -1,0 +1,109 @@
+"""The ONNX digit classifier: a model.onnx plus its card.json, run by ONNX Runtime.
+
+This is the reading side's only model code; it never imports TensorFlow.
+
+    >>> clf = Classifier()                     # the shipped model  # doctest: +SKIP
+    >>> clf.predict_proba(images).shape        # (N, 10)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+
+WEIGHTS_PACKAGE = "inkdigits.weights"
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+
+
+def shipped_model_path() -> Path:
+    """Where the shipped default model lives inside the installed package."""
+    return Path(str(resources.files(WEIGHTS_PACKAGE).joinpath(MODEL_FILE)))
+
+
+def load_card(model_path: Path) -> dict[str, Any]:
+    """The card.json beside ``model_path``; a missing card is an error (it holds the constants)."""
+    card_path = model_path.with_name(CARD_FILE)
+    if not card_path.is_file():
+        raise ModelError(f"{model_path}: no {CARD_FILE} beside it (the model card is required)")
+    try:
+        return json.loads(card_path.read_text())
+    except ValueError as exc:
+        raise ModelError(f"{card_path}: not valid JSON ({exc})") from exc
+
+
+class Classifier:
+    """Classifies MNIST-style 28x28 digits with an ONNX model described by its card."""
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, threads: int = 2):
+        import onnxruntime as ort
+
+        path = Path(model) if model is not None else shipped_model_path()
+        if not path.is_file():
+            hint = " (run `make train` to create the shipped model)" if model is None else ""
+            raise ModelError(f"{path}: model file not found{hint}")
+        self.path = path
+        self.card = load_card(path)
+        blob = path.read_bytes()
+        expected = self.card.get("onnx", {}).get("sha256")
+        actual = hashlib.sha256(blob).hexdigest()
+        if expected and expected != actual:
+            raise ModelError(
+                f"{path}: checksum {actual} does not match its card ({expected}); "
+                "the file is corrupt or the card belongs to another model"
+            )
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from exc
+        inp = self.session.get_inputs()[0]
+        if list(inp.shape[1:]) != [28, 28, 1]:
+            raise ModelError(f"{path}: input shape {inp.shape}, expected (N, 28, 28, 1)")
+        self.input_name = inp.name
+        pre = self.card.get("preprocessing", {})
+        self.scale = float(pre.get("scale", 1.0 / 255.0))
+        self.temperature = float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    def to_input(self, images: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) uint8 ink-high images -> the model's float32 (N, 28, 28, 1) input."""
+        x = np.asarray(images)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.shape[1:] != (28, 28, 1):
+            raise ModelError(f"expected images of shape (N, 28, 28), got {np.shape(images)}")
+        if x.dtype == np.uint8:
+            return x.astype(np.float32) * np.float32(self.scale)
+        return x.astype(np.float32)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Calibrated probabilities (N, 10) for uint8 (N, 28, 28) or float (N, 28, 28, 1) input."""
+        x = self.to_input(images)
+        out = [
+            self.session.run(None, {self.input_name: x[i : i + batch_size]})[0]
+            for i in range(0, len(x), batch_size)
+        ]
+        probs = np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        return apply_temperature(probs, self.temperature)
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale probabilities as softmax(log(p) / T); T = 1 leaves them unchanged."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.clip(probs, 1e-30, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -1,0 +1,291 @@
+"""The ``inkdigits`` command line: thin subcommands over the library.
+
+Each subcommand's help text is its handler's docstring. Errors the user can act
+on are printed as one line on stderr with a non-zero exit; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, InkdigitsError
+
+EXIT_ERROR = 1  # a user-actionable failure (bad data, bad model file, ...)
+EXIT_USAGE = 2  # bad command-line usage (argparse's convention)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with a one-line message (no usage dump) on bad values."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _doc(fn: Callable) -> tuple[str, str]:
+    doc = inspect.getdoc(fn) or ""
+    return doc.split("\n", 1)[0], doc
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- data
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Show, verify or download the MNIST data.
+
+    info      where the data is, each file's SHA-256 and the label histograms
+    verify    check the four files against the pinned SHA-256 checksums
+    download  fetch the files from the public mirrors into --data-dir (default: the cache)
+    """
+    from . import data
+
+    if args.action == "download":
+        target = Path(args.data_dir) if args.data_dir else data.cache_dir()
+        d = data.download(target, mirrors=args.mirror or data.MIRRORS, progress=sys.stderr.isatty())
+        for check in data.verify_dir(d):
+            print(check.message())
+        return 0
+
+    d = data.find_data_dir(args.data_dir)
+    if d is None:
+        raise InkdigitsError(
+            "MNIST not found (looked in "
+            + ", ".join(f"{p} [{why}]" for why, p in data.candidate_dirs(args.data_dir))
+            + "); run `inkdigits data download`"
+        )
+    if args.action == "verify":
+        checks = data.verify_dir(d)
+        for check in checks:
+            print(check.message(), file=sys.stdout if check.ok else sys.stderr)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            raise InkdigitsError(f"{len(bad)} of {len(checks)} MNIST files failed verification")
+        print(f"all {len(checks)} MNIST files verified in {d}")
+        return 0
+
+    # info
+    print(f"data folder: {d}")
+    for check in data.verify_dir(d):
+        print(f"  {check.message()}")
+    mnist = data.load_mnist(d, download_if_missing=False, verify=False)
+    for split, labels in (("train", mnist.train_labels), ("test", mnist.test_labels)):
+        hist = " ".join(f"{k}:{v}" for k, v in data.label_histogram(labels).items())
+        print(f"{split:5s} {len(labels):6d} images  {hist}")
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_data)
+    p = sub.add_parser(
+        "data", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("action", choices=["info", "verify", "download"])
+    p.add_argument("--data-dir", help="folder with the MNIST files (overrides INKDIGITS_DATA_DIR)")
+    p.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="download from this mirror instead of the built-in list (repeatable)",
+    )
+    p.set_defaults(func=cmd_data)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a CNN on MNIST and export it to ONNX with a model card.
+
+    Writes config.json, metrics.csv, best.keras, checkpoint.keras, model.onnx
+    and card.json into --out. Options left out take the model's recipe (see
+    --list-models). Interrupt at any time and continue with --resume --out DIR.
+    """
+    if args.list_models:
+        from .models import REGISTRY
+
+        for spec in REGISTRY.values():
+            r = spec.recipe
+            print(
+                f"{spec.name:14s} {spec.params:>9,d} params  {r.epochs:3d} epochs  "
+                f"batch {r.batch_size:4d}  {r.optimizer}/{r.schedule}  "
+                f"augment {'yes' if r.augment else 'no':3s}  "
+                f"{spec.description}"
+            )
+        return 0
+    from .config import TrainConfig
+
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "model",
+            "epochs",
+            "batch_size",
+            "lr",
+            "seed",
+            "label_smoothing",
+            "precision",
+            "patience",
+            "train_subset",
+            "augment",
+            "data_dir",
+            "threads",
+        )
+    }
+    if args.resume:
+        given = [k for k, v in overrides.items() if v is not None and k != "data_dir"]
+        if given:
+            raise ConfigError(
+                "--resume continues a run with its own config.json; drop "
+                + ", ".join("--" + k.replace("_", "-") for k in given)
+            )
+        if not args.out:
+            raise ConfigError("--resume needs --out DIR (the run to continue)")
+    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{_timestamp()}"
+    if not args.resume:
+        cfg.validate()
+        from .models import get_spec
+
+        get_spec(cfg.model)  # unknown names fail here, before TensorFlow starts
+    from . import training
+
+    training.train(cfg, out, resume=args.resume)
+    return 0
+
+
+def _timestamp() -> str:
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_train)
+    p = sub.add_parser(
+        "train", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--list-models", action="store_true", help="list the registered models")
+    p.add_argument("--model", help="registered model name (default: inkdigits-cnn)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default: the recipe's)")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--label-smoothing", type=float, help="label smoothing in [0, 1)")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"])
+    p.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs")
+    p.add_argument("--train-subset", type=positive_int, help="train on the first N images only")
+    p.add_argument(
+        "--augment", action=argparse.BooleanOptionalAction, help="training augmentation on/off"
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")
+    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--out", help="run folder (default: runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=cmd_train)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Read MNIST test digits with the shipped model and write an annotated grid PNG."""
+    from .demo import run_demo
+
+    result = run_demo(args.out, count=args.count, seed=args.seed, data_dir=args.data_dir)
+    for label, pred, conf in zip(
+        result.labels, result.predictions, result.confidences, strict=True
+    ):
+        mark = "ok   " if label == pred else "WRONG"
+        print(f"  {mark} true {label}  read {pred}  confidence {100 * conf:5.1f}%")
+    print(f"read {len(result.labels)} MNIST test digits, {result.correct} correct")
+    print(f"grid written to {result.grid_path}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_demo)
+    p = sub.add_parser("demo", help=short, description=doc)
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--count", type=positive_int, default=20, help="digits to read (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="which random digits (default 0)")
+    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.set_defaults(func=cmd_demo)
+
+
+# --------------------------------------------------------------------------- main
+
+
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = _Parser(
+        prog="inkdigits",
+        description="Read handwritten digits and numbers; train and evaluate MNIST CNNs.",
+    )
+    parser.add_argument("--version", action="version", version=f"inkdigits {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for register in _REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("inkdigits: interrupted", file=sys.stderr)
+        return 130
+    except (InkdigitsError, ConfigError) as exc:
+        if args.debug:
+            raise
+        print(f"inkdigits: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"inkdigits: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+            "for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Typed configuration. Every field has a one-line doc; a run writes its config as config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+# What the models are fed; recorded in every model card so reading never guesses.
+PREPROCESSING: dict[str, Any] = {
+    "input_name": "input",
+    "input_shape": [28, 28, 1],  # (H, W, C) after the batch axis: NHWC
+    "dtype": "float32",
+    "scale": 1.0 / 255.0,  # pixel (0..255, ink high) * scale -> model input in [0, 1]
+    "ink": "high",  # white digit on black background, as MNIST
+    "digit_box": 20,  # the digit is resampled into a 20x20 box (MNIST)
+    "centering": "center_of_mass",  # then pasted so its centre of mass is at (14, 14)
+    "output": "probabilities",  # softmax over the digits 0-9
+}
+
+
+@dataclass
+class TrainConfig:
+    """How to train one model; written next to the run's outputs as config.json."""
+
+    model: str = "inkdigits-cnn"
+    """registered architecture name (see `inkdigits train --list-models`)"""
+    epochs: int | None = None
+    """passes over the training split; None takes the model's recipe"""
+    batch_size: int | None = None
+    """images per optimisation step; None takes the model's recipe"""
+    lr: float | None = None
+    """peak learning rate; None takes the model's recipe"""
+    optimizer: str | None = None
+    """adam, adamw, rmsprop or sgd; None takes the model's recipe"""
+    schedule: str | None = None
+    """learning-rate schedule: constant or onecycle (warm-up then cosine decay)"""
+    augment: bool | None = None
+    """random rotation/scale/shear/translation during training; None takes the recipe"""
+    label_smoothing: float = 0.0
+    """label smoothing for the cross-entropy (0 = off)"""
+    weight_decay: float | None = None
+    """decoupled weight decay for adamw; None takes the recipe"""
+    precision: str = "auto"
+    """float32, mixed_bfloat16, or auto (bfloat16 if the CPU has AVX512-BF16/AMX)"""
+    patience: int | None = None
+    """early stopping: stop after this many epochs without a better validation accuracy"""
+    seed: int = 0
+    """seeds Python, NumPy and the backend so a run repeats"""
+    train_subset: int | None = None
+    """use only the first N training images (smoke tests, quick experiments)"""
+    val_size: int = 5000
+    """size of the fixed stratified validation split carved from the training set"""
+    data_dir: str | None = None
+    """MNIST folder; None looks up INKDIGITS_DATA_DIR, then the cache"""
+    threads: int | None = None
+    """CPU threads for the backend (None: all cores)"""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """free-form notes carried into the card"""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field."""
+        checks = [
+            (self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (
+                self.batch_size is None or self.batch_size >= 1,
+                f"batch size must be >= 1, got {self.batch_size}",
+            ),
+            (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (
+                0.0 <= self.label_smoothing < 1.0,
+                f"label smoothing must lie in [0, 1), got {self.label_smoothing}",
+            ),
+            (
+                self.precision in ("auto", "float32", "mixed_bfloat16"),
+                f"precision must be auto, float32 or mixed_bfloat16, got {self.precision!r}",
+            ),
+            (
+                self.patience is None or self.patience >= 1,
+                f"patience must be >= 1, got {self.patience}",
+            ),
+            (
+                self.train_subset is None or self.train_subset >= 100,
+                f"train subset must be >= 100 images, got {self.train_subset}",
+            ),
+            (
+                self.schedule in (None, "constant", "onecycle"),
+                f"schedule must be constant or onecycle, got {self.schedule!r}",
+            ),
+            (
+                self.optimizer in (None, "adam", "adamw", "rmsprop", "sgd"),
+                f"optimizer must be adam, adamw, rmsprop or sgd, got {self.optimizer!r}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown config fields {sorted(unknown)}")
+        return cls(**d)
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: cannot read the run config ({exc})") from exc
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,489 @@
+"""Train a registered model from a TrainConfig: augmentation, schedule, checkpoints, resume.
+
+A run directory holds:
+
+    config.json       the TrainConfig (with the recipe filled in)
+    metrics.csv       one row per epoch
+    state.json        where the run is (last finished epoch, best epoch, ...)
+    checkpoint.keras  the training model with optimizer state, written every epoch
+    best.keras        the model with the best validation accuracy so far
+    model.onnx        exported from best.keras, checked against Keras
+    card.json         the model card
+
+Every file is written to a temporary name and renamed, so killing a run at any
+moment loses at most the epoch in progress; ``resume_run`` picks it up.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data as data_mod
+from . import models  # noqa: E402
+from ._backend import keras  # noqa: E402
+from .config import PREPROCESSING, TrainConfig, write_json_atomic
+from .errors import ConfigError, ModelError
+
+METRIC_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def cpu_has_bf16() -> bool:
+    """True if the CPU has native bfloat16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """A copy of ``config`` with every recipe default filled in and validated."""
+    config.validate()
+    spec = models.get_spec(config.model)
+    r = spec.recipe
+    d = config.to_dict()
+    for key in ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "weight_decay"):
+        if d[key] is None:
+            d[key] = getattr(r, key)
+    if d["patience"] is None:
+        d["patience"] = r.patience
+    if d["precision"] == "auto":
+        d["precision"] = "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    out = TrainConfig.from_dict(d)
+    out.validate()
+    return out
+
+
+def prepare_output_dir(out: Path, resume: bool) -> None:
+    """Create ``out`` and prove it is writable; refuse to overwrite an earlier run."""
+    if resume:
+        if not (out / "config.json").is_file():
+            raise ConfigError(f"{out} holds no run to resume (no config.json)")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(
+            f"{out} already holds files; pass --resume to continue it or another --out"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) ink-high images -> float32 (N, 28, 28, 1) in [0, 1]."""
+    return (images.astype(np.float32) * np.float32(PREPROCESSING["scale"]))[..., None]
+
+
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(models.NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
+
+
+def _save_atomic(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_keras(path: str | os.PathLike[str]) -> keras.Model:
+    """Load a .keras file in Keras safe mode (no arbitrary code, never pickle)."""
+    p = Path(path)
+    if p.suffix != ".keras":
+        raise ModelError(f"{p}: expected a .keras file")
+    if not p.is_file():
+        raise ModelError(f"{p}: no such file")
+    try:
+        return keras.saving.load_model(p, safe_mode=True, compile=True)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ModelError(f"{p}: not a loadable Keras model ({type(exc).__name__}: {exc})") from exc
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a model; recorded in cards and logs."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("inkdigits", "numpy", "tensorflow-cpu", "keras", "tf2onnx", "onnx", "onnxruntime"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------- model + optimizer
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer with its learning-rate schedule (one-cycle: warm-up then cosine)."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        warmup = max(1, int(0.15 * total))  # 15% warm-up, as one-cycle
+        lr: Any = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.lr / 25.0,
+            decay_steps=max(1, total - warmup),
+            alpha=1e-3,
+            warmup_target=cfg.lr,
+            warmup_steps=warmup,
+        )
+    else:
+        lr = cfg.lr
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay or 0.0)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if cfg.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
+
+
+def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """The registered model, wrapped with augmentation when the recipe uses it, compiled."""
+    keras.mixed_precision.set_dtype_policy(cfg.precision)
+    try:
+        base = models.build(cfg.model)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    if cfg.augment:
+        net = keras.Sequential(
+            [keras.Input(models.INPUT_SHAPE), models.RandomAffine(seed=cfg.seed), base],
+            name="train_wrapper",
+        )
+    else:
+        net = base
+    net.compile(
+        optimizer=make_optimizer(cfg, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=False,  # XLA is slower than oneDNN for these nets on CPU (measured)
+    )
+    return net
+
+
+def inference_model(net: keras.Model) -> keras.Model:
+    """The plain classifier inside a training wrapper (or the model itself)."""
+    if net.name == "train_wrapper":
+        return net.layers[-1]
+    return net
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+@dataclass
+class RunState:
+    """Progress of a run, saved as state.json after every epoch."""
+
+    epochs_done: int = 0
+    best_epoch: int = 0
+    best_val_accuracy: float = -1.0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+    finished: bool = False
+
+    def save(self, out: Path) -> None:
+        write_json_atomic(out / "state.json", self.__dict__)
+
+    @classmethod
+    def load(cls, out: Path) -> RunState:
+        p = out / "state.json"
+        return cls(**json.loads(p.read_text())) if p.is_file() else cls()
+
+
+def _lr_now(net: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(net.optimizer.learning_rate))
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Per epoch: one summary line, metrics.csv, checkpoint, best model, early stopping."""
+
+    def __init__(self, out: Path, cfg: TrainConfig, state: RunState, stream=sys.stdout):
+        super().__init__()
+        self.out, self.cfg, self.state, self.stream = out, cfg, state, stream
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.perf_counter() - self._t0
+        n = epoch + 1
+        row = {
+            "epoch": n,
+            "loss": float(logs.get("loss", float("nan"))),
+            "accuracy": float(logs.get("accuracy", float("nan"))),
+            "val_loss": float(logs.get("val_loss", float("nan"))),
+            "val_accuracy": float(logs.get("val_accuracy", float("nan"))),
+            "lr": _lr_now(self.model),
+            "seconds": round(seconds, 2),
+        }
+        improved = row["val_accuracy"] > self.state.best_val_accuracy
+        if improved:
+            self.state.best_val_accuracy = row["val_accuracy"]
+            self.state.best_epoch = n
+            _save_atomic(inference_model(self.model), self.out / "best.keras")
+        _append_metrics(self.out / "metrics.csv", row)
+        _save_atomic(self.model, self.out / "checkpoint.keras")
+        self.state.epochs_done = n
+        self.state.train_seconds += seconds
+        patience = self.cfg.patience
+        if patience is not None and n - self.state.best_epoch >= patience:
+            self.state.stopped_early = True
+            self.model.stop_training = True
+        self.state.save(self.out)
+        print(
+            f"epoch {n:3d}/{self.cfg.epochs}  loss {row['loss']:.4f}  "
+            f"acc {100 * row['accuracy']:6.2f}%  val_loss {row['val_loss']:.4f}  "
+            f"val_acc {100 * row['val_accuracy']:6.2f}%  lr {row['lr']:.2e}  "
+            f"{seconds:6.1f} s{'  *best' if improved else ''}"
+            f"{'  (early stop)' if self.state.stopped_early else ''}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Rewrite metrics.csv with one more row (atomically)."""
+    rows = read_metrics(path)
+    rows = [r for r in rows if int(r["epoch"]) < row["epoch"]] + [row]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue())
+    tmp.replace(path)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.csv (empty if absent)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in r.items()}
+            for r in csv.DictReader(fh)
+        ]
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out: Path
+    card: dict[str, Any]
+
+
+def _log_header(cfg: TrainConfig, n_train: int, stream) -> None:
+    v = library_versions()
+    print(
+        f"inkdigits train  model {cfg.model}  epochs {cfg.epochs}  batch {cfg.batch_size}  "
+        f"lr {cfg.lr:g}  {cfg.optimizer}/{cfg.schedule}  augment {cfg.augment}  "
+        f"precision {cfg.precision}  seed {cfg.seed}  train images {n_train}",
+        file=stream,
+        flush=True,
+    )
+    print("versions  " + "  ".join(f"{k} {val}" for k, val in v.items()), file=stream, flush=True)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:  # already initialised in this process
+            pass
+
+
+def load_splits(cfg: TrainConfig) -> data_mod.Splits:
+    """The data of a run: fixed validation split; optional training subset."""
+    mnist = data_mod.load_mnist(cfg.data_dir)
+    s = mnist.split(cfg.val_size)
+    if cfg.train_subset:
+        s = data_mod.Splits(
+            s.x_train[: cfg.train_subset],
+            s.y_train[: cfg.train_subset],
+            s.x_val,
+            s.y_val,
+            s.x_test,
+            s.y_test,
+        )
+    return s
+
+
+def train(
+    config: TrainConfig,
+    out: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int | None = None,
+    stream=sys.stdout,
+) -> RunResult:
+    """Train (or resume) a run in ``out`` and write every artefact; see the module doc."""
+    out = Path(out)
+    prepare_output_dir(out, resume)
+    if resume:
+        cfg = TrainConfig.load(out / "config.json")
+        state = RunState.load(out)
+    else:
+        cfg = resolve(config)
+        state = RunState()
+        cfg.save(out / "config.json")
+    _set_threads(cfg.threads)
+    keras.utils.set_random_seed(cfg.seed)
+
+    splits = load_splits(cfg)
+    x_train, y_train = to_model_input(splits.x_train), one_hot(splits.y_train)
+    x_val, y_val = to_model_input(splits.x_val), one_hot(splits.y_val)
+    steps = int(np.ceil(len(x_train) / cfg.batch_size))
+    _log_header(cfg, len(x_train), stream)
+
+    if resume and state.finished:
+        print(f"{out}: the run is already complete; re-exporting", file=stream)
+    elif resume and (out / "checkpoint.keras").is_file():
+        net = load_keras(out / "checkpoint.keras")
+        print(f"resuming {out} after epoch {state.epochs_done}", file=stream, flush=True)
+    else:
+        if resume:
+            print(f"{out}: no checkpoint yet; starting from epoch 1", file=stream)
+        state = RunState()
+        net = build_training_model(cfg, steps)
+
+    if not state.finished and state.epochs_done < cfg.epochs and not state.stopped_early:
+        if verbose is None:
+            verbose = 1 if sys.stdout.isatty() else 0
+        net.fit(
+            x_train,
+            y_train,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            initial_epoch=state.epochs_done,
+            validation_data=(x_val, y_val),
+            shuffle=True,
+            verbose=verbose,
+            callbacks=[EpochEnd(out, cfg, state, stream), *(callbacks or [])],
+        )
+    state.finished = True
+    state.save(out)
+    card = finalize(out, cfg, state, splits, stream)
+    return RunResult(out, card)
+
+
+def finalize(
+    out: Path, cfg: TrainConfig, state: RunState, splits: data_mod.Splits, stream=sys.stdout
+) -> dict[str, Any]:
+    """Evaluate best.keras on validation and test, export ONNX, write card.json."""
+    from . import export
+
+    best = load_keras(out / "best.keras")
+    x_val, x_test = to_model_input(splits.x_val), to_model_input(splits.x_test)
+    t0 = time.perf_counter()
+    p_val = best.predict(x_val, batch_size=1000, verbose=0)
+    p_test = best.predict(x_test, batch_size=1000, verbose=0)
+    eval_seconds = time.perf_counter() - t0
+    metrics = {
+        "val_accuracy": accuracy(p_val, splits.y_val),
+        "val_loss": log_loss(p_val, splits.y_val),
+        "test_accuracy": accuracy(p_test, splits.y_test),
+        "test_loss": log_loss(p_test, splits.y_test),
+        "test_errors": int((p_test.argmax(1) != splits.y_test).sum()),
+        "eval_seconds": round(eval_seconds, 3),
+    }
+    onnx_info = export.export_onnx(best, out / "model.onnx", cfg.model, x_test[:256])
+    card = make_card(cfg, state, best, metrics, onnx_info, splits)
+    write_json_atomic(out / "card.json", card)
+    print(
+        f"done  best epoch {state.best_epoch}  val_acc {100 * metrics['val_accuracy']:.2f}%  "
+        f"test_acc {100 * metrics['test_accuracy']:.2f}% ({metrics['test_errors']} errors)  "
+        f"train {state.train_seconds:.0f} s  onnx parity {onnx_info['parity_max_abs_diff']:.1e}"
+        f"  -> {out}",
+        file=stream,
+        flush=True,
+    )
+    return card
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float((probs.argmax(axis=1) == labels).mean())
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(labels)), labels.astype(np.int64)], 1e-12, 1.0)
+    return float(-np.log(p).mean())
+
+
+def make_card(
+    cfg: TrainConfig,
+    state: RunState,
+    model: keras.Model,
+    metrics: dict[str, Any],
+    onnx_info: dict[str, Any],
+    splits: data_mod.Splits,
+) -> dict[str, Any]:
+    """The model card: everything needed to trust and to use model.onnx on its own."""
+    spec = models.get_spec(cfg.model)
+    data_dir = data_mod.find_data_dir(cfg.data_dir)
+    checksums = {}
+    if data_dir is not None:
+        for key in data_mod.FILES:
+            check = data_mod.check_file(data_dir, key)
+            checksums[data_mod.FILES[key].name] = check.actual
+    return {
+        "format": "inkdigits-model-card/1",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": cfg.model,
+            "description": spec.description,
+            "architecture": model.name,
+            "parameters": int(model.count_params()),
+            "layers": [type(layer).__name__ for layer in model.layers],
+        },
+        "preprocessing": PREPROCESSING,
+        "calibration": {"temperature": 1.0, "fitted": False},
+        "onnx": onnx_info,
+        "metrics": metrics,
+        "training": {
+            "config": cfg.to_dict(),
+            "epochs_run": state.epochs_done,
+            "best_epoch": state.best_epoch,
+            "stopped_early": state.stopped_early,
+            "train_seconds": round(state.train_seconds, 1),
+            "train_images": int(len(splits.x_train)),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        },
+        "data": {
+            "name": "MNIST",
+            "sha256": checksums,
+            "validation": {
+                "size": int(len(splits.x_val)),
+                "seed": data_mod.VAL_SEED,
+                "method": "stratified, per class",
+            },
+        },
+        "versions": library_versions(),
+    }

@@ -1,0 +1,101 @@
+"""Shared fixtures: the MNIST folder, a local HTTP mirror, and a CLI runner."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from inkdigits import cli, data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder with the four original MNIST files (INKDIGITS_DATA_DIR in CI)."""
+    env = os.environ.get(data.ENV_DATA_DIR)
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data" / "mnist")
+    for d in candidates:
+        if all((d / f.name).is_file() for f in data.FILES.values()):
+            return d
+    pytest.skip("MNIST files not found: set INKDIGITS_DATA_DIR (.ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir: Path) -> data.Mnist:
+    return data.load_mnist(mnist_dir, download_if_missing=False)
+
+
+@dataclass
+class Mirror:
+    """A local HTTP server; ``files`` maps a path to (mode, bytes)."""
+
+    url: str
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+
+
+def _handler(mirror: Mirror):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_GET(self):  # noqa: N802
+            mirror.requests.append(self.path)
+            mode, body = mirror.files.get(self.path, ("missing", b""))
+            if mode == "missing":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if mode == "drop":  # announce the whole file, send a third, hang up
+                self.wfile.write(body[: len(body) // 3])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(body)
+
+    return Handler
+
+
+@pytest.fixture
+def http_mirror() -> Iterator[callable]:
+    """Factory: ``http_mirror(prefix)`` starts a real server on 127.0.0.1 serving under prefix."""
+    servers = []
+
+    def start(prefix: str = "/mnist/") -> Mirror:
+        mirror = Mirror(url="")
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(mirror))
+        mirror.url = f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return mirror
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse exits for --version / usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

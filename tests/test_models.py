@@ -1,0 +1,105 @@
+"""Every registered model: output shape, parameter count, no NaN, gradients, a step learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inkdigits import models
+from inkdigits._backend import keras
+from inkdigits.errors import ConfigError
+
+NAMES = list(models.REGISTRY)
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    keras.mixed_precision.set_dtype_policy("float32")
+    yield
+    keras.mixed_precision.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_shape_params_no_nan(name):
+    model = models.build(name)
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    y = keras.ops.convert_to_numpy(model(x, training=False))
+    assert y.shape == (3, 10)
+    assert np.isfinite(y).all()
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
+    assert model.count_params() == models.REGISTRY[name].params
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_weight_gets_a_gradient(name):
+    import tensorflow as tf
+
+    model = models.build(name)
+    x = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
+    with tf.GradientTape() as tape:
+        loss = keras.losses.categorical_crossentropy(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    missing = [v.path for v, g in zip(model.trainable_variables, grads, strict=True) if g is None]
+    assert missing == []
+    zero = [
+        v.path
+        for v, g in zip(model.trainable_variables, grads, strict=True)
+        if not np.any(np.asarray(g))
+    ]
+    assert zero == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_training_step_lowers_the_loss(name, mnist):
+    keras.utils.set_random_seed(0)
+    model = models.build(name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    x = (mnist.train_images[:64].astype(np.float32) / 255.0)[..., None]
+    y = np.eye(10, dtype=np.float32)[mnist.train_labels[:64]]
+    before = float(model.evaluate(x, y, verbose=0))
+    model.train_on_batch(x, y)
+    after = float(model.evaluate(x, y, verbose=0))
+    assert after < before
+
+
+def test_seed_cnn_is_the_original_architecture():
+    model = models.build("seed-cnn")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == [
+        "InputLayer", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D",
+        "Flatten", "Dense", "Dense", "Dropout", "Dense",
+    ]  # fmt: skip
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 64, 128]
+    assert all(c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    assert [d.units for d in dense] == [128, 64, 10]
+    assert models.REGISTRY["seed-cnn"].recipe.optimizer == "rmsprop"
+    assert models.REGISTRY["seed-cnn"].recipe.epochs == 5
+    assert models.REGISTRY["seed-cnn"].recipe.batch_size == 64
+
+
+def test_random_affine_identity_at_inference_and_warps_in_training():
+    layer = models.RandomAffine(seed=3)
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    x[:, 10:18, 12:16] = 1.0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert y.shape == x.shape
+    assert 0.0 <= y.min() and y.max() <= 1.0 + 1e-6
+    assert not np.allclose(y, x)
+    # ink mass is roughly preserved (scale within +-10% -> area within about +-21%)
+    ratio = y.sum(axis=(1, 2, 3)) / x.sum(axis=(1, 2, 3))
+    assert np.all((ratio > 0.75) & (ratio < 1.3))
+
+
+def test_random_affine_zero_ranges_is_identity():
+    layer = models.RandomAffine(rotation_deg=0, scale=0, shear=0, translate=0, seed=0)
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=True)), x, atol=1e-5)
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ConfigError, match="unknown model 'resnet9000'; choose one of: seed-cnn"):
+        models.get_spec("resnet9000")

@@ -1,0 +1,173 @@
+"""Training runs for real on a 2,000-image subset: artefacts, resume, repeatability, CLI errors."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from inkdigits import training
+from inkdigits._backend import keras
+from inkdigits.config import TrainConfig
+from inkdigits.errors import ModelError
+
+SMOKE = dict(model="fast-cnn", epochs=1, batch_size=16, lr=4e-3, train_subset=2000)
+ARTEFACTS = ["config.json", "metrics.csv", "state.json", "checkpoint.keras", "best.keras",
+             "model.onnx", "card.json"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, mnist_dir):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    cfg = TrainConfig(**SMOKE, data_dir=str(mnist_dir), precision="float32")
+    result = training.train(cfg, out, stream=io.StringIO())
+    return out, result.card
+
+
+def test_smoke_run_reaches_90_percent(smoke_run):
+    out, card = smoke_run
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 1
+    assert float(rows[0]["val_accuracy"]) > 0.90
+    assert card["metrics"]["val_accuracy"] > 0.90
+    assert card["metrics"]["test_accuracy"] > 0.90
+
+
+def test_smoke_run_writes_every_artefact(smoke_run):
+    out, card = smoke_run
+    for name in ARTEFACTS:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*tmp*")), "temporary files left behind"
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == "fast-cnn" and cfg["optimizer"] == "adam" and cfg["epochs"] == 1
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert list(rows[0]) == training.METRIC_FIELDS
+
+
+def test_card_describes_the_model(smoke_run, mnist_dir):
+    out, card = smoke_run
+    assert card["model"]["name"] == "fast-cnn"
+    assert card["model"]["parameters"] == 29_402
+    assert card["onnx"]["sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    assert card["onnx"]["parity_max_abs_diff"] < 1e-4
+    assert card["preprocessing"]["input_shape"] == [28, 28, 1]
+    assert card["preprocessing"]["scale"] == pytest.approx(1 / 255)
+    assert card["data"]["sha256"]["t10k-labels-idx1-ubyte.gz"].startswith("f7ae60f9")
+    for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "test_errors"):
+        assert key in card["metrics"]
+    assert card["training"]["train_seconds"] > 0
+    assert {"tensorflow-cpu", "keras", "onnxruntime", "numpy"} <= set(card["versions"])
+    assert json.loads((out / "card.json").read_text()) == card
+
+
+def test_onnx_matches_keras_on_test_digits(smoke_run, mnist):
+    from inkdigits.export import run_onnx
+
+    out, _ = smoke_run
+    x = (mnist.test_images[:300].astype(np.float32) / 255.0)[..., None]
+    keras_probs = training.load_keras(out / "best.keras").predict(x, verbose=0)
+    assert np.abs(run_onnx(out / "model.onnx", x) - keras_probs).max() < 1e-4
+
+
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    """Simulates Ctrl-C in the middle of epoch 2 (after epoch 1's checkpoint)."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 3:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    cfg = TrainConfig(**{**SMOKE, "epochs": 2}, data_dir=str(mnist_dir), precision="float32")
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, out, callbacks=[StopAfterFirstEpoch()], stream=io.StringIO())
+    state = json.loads((out / "state.json").read_text())
+    assert state["epochs_done"] == 1 and not state["finished"]
+    assert not (out / "model.onnx").exists()
+    first_row = (out / "metrics.csv").read_text().splitlines()[1]
+    steps_done = training.load_keras(out / "checkpoint.keras").optimizer.iterations.numpy()
+    assert steps_done == 125  # 2000 images / batch 16: epoch 1 only
+
+    log = io.StringIO()
+    result = training.train(TrainConfig(), out, resume=True, stream=log)
+    assert "resuming" in log.getvalue() and "after epoch 1" in log.getvalue()
+    lines = (out / "metrics.csv").read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == first_row  # epoch 1 kept, epoch 2 added
+    assert result.card["training"]["epochs_run"] == 2
+    assert training.load_keras(out / "checkpoint.keras").optimizer.iterations.numpy() == 250
+    assert (out / "model.onnx").is_file()
+
+
+def test_same_seed_repeats(tmp_path, mnist_dir, smoke_run):
+    _, card = smoke_run
+    cfg = TrainConfig(**SMOKE, data_dir=str(mnist_dir), precision="float32")
+    again = training.train(cfg, tmp_path / "again", stream=io.StringIO()).card
+    assert again["metrics"]["val_loss"] == pytest.approx(card["metrics"]["val_loss"], rel=1e-5)
+    assert again["metrics"]["test_errors"] == card["metrics"]["test_errors"]
+
+
+def test_keras_files_load_in_safe_mode_only(tmp_path):
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    with pytest.raises(ModelError, match="not a loadable Keras model"):
+        training.load_keras(tmp_path / "lambda.keras")  # Lambda needs unsafe deserialisation
+    import pickle
+
+    (tmp_path / "evil.keras").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ModelError, match="not a loadable Keras model"):
+        training.load_keras(tmp_path / "evil.keras")
+    with pytest.raises(ModelError, match="expected a .keras file"):
+        training.load_keras(tmp_path / "model.h5")
+
+
+# --------------------------------------------------------------------------- CLI errors
+
+
+@pytest.mark.parametrize(
+    "argv, code, message",
+    [
+        (["--model", "resnet9000"], 1, "unknown model 'resnet9000'; choose one of"),
+        (["--epochs", "0"], 2, "argument --epochs: must be >= 1, got 0"),
+        (["--batch-size", "-1"], 2, "argument --batch-size: must be >= 1, got -1"),
+        (["--lr", "abc"], 2, "argument --lr: 'abc' is not a number"),
+        (["--label-smoothing", "1.5"], 1, "label smoothing must lie in [0, 1)"),
+        (["--resume"], 1, "--resume needs --out DIR"),
+    ],
+)
+def test_train_cli_bad_values(run_cli, argv, code, message):
+    rc, _, err = run_cli("train", *argv)
+    assert rc == code
+    assert message in err and "Traceback" not in err
+
+
+def test_train_cli_unwritable_output(run_cli, tmp_path, mnist_dir):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    rc, _, err = run_cli("train", "--model", "fast-cnn", "--out", blocker / "run",
+                         "--data-dir", mnist_dir)  # fmt: skip
+    assert rc == 1
+    assert f"cannot write to output folder {blocker / 'run'}" in err
+
+
+def test_train_cli_refuses_to_overwrite_a_run(run_cli, smoke_run):
+    out, _ = smoke_run
+    before = (out / "card.json").read_bytes()
+    rc, _, err = run_cli("train", "--model", "fast-cnn", "--out", out)
+    assert rc == 1 and "already holds files" in err
+    assert (out / "card.json").read_bytes() == before
+
+
+def test_list_models(run_cli):
+    rc, out, _ = run_cli("train", "--list-models")
+    assert rc == 0
+    for name in ("seed-cnn", "lenet5", "inkdigits-cnn"):
+        assert name in out
