@@ -24,6 +24,9 @@ endif
 
 .PHONY: demo test train bench lint clean
 
+# Where `make train` writes its run (a new folder each time; nothing is overwritten).
+TRAIN_OUT := runs/inkdigits-cnn-$(shell date +%Y%m%d-%H%M%S)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -41,6 +44,19 @@ demo: $(VENV)/.core
 test: $(VENV)/.all
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
+
+# Retrain the shipped default model with its recipe and seed, then ship it.
+train: $(VENV)/.all
+	$(BIN)/inkdigits train --model inkdigits-cnn --seed 0 --out $(TRAIN_OUT)
+	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
+	@echo "shipped $(TRAIN_OUT)/model.onnx -> src/inkdigits/weights/"
+
+# The figures in docs/BENCHMARKS.md (about 15 minutes on 2 cores).
+bench: $(VENV)/.all
+	$(BIN)/python bench/onnx_speed.py
+	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --model fast-cnn --epochs 2 --seeds 0 1 2
+	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 4 --no-augment --seeds 0 1 2
+	$(BIN)/python bench/seed_cnn.py --seeds 0
 
 lint: $(VENV)/.all
 	$(BIN)/ruff check src tests bench

@@ -33,6 +33,24 @@ def mnist(mnist_dir: Path) -> data.Mnist:
     return data.load_mnist(mnist_dir, download_if_missing=False)
 
 
+# A real training run, small enough for the suite: 1 epoch on 2,000 images.
+SMOKE = dict(model="fast-cnn", epochs=1, batch_size=16, lr=4e-3, train_subset=2000)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, mnist_dir):
+    """A finished run folder (every artefact) and its card; shared by several test files."""
+    import io
+
+    from inkdigits import training
+    from inkdigits.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    cfg = TrainConfig(**SMOKE, data_dir=str(mnist_dir), precision="float32")
+    result = training.train(cfg, out, stream=io.StringIO())
+    return out, result.card
+
+
 @dataclass
 class Mirror:
     """A local HTTP server; ``files`` maps a path to (mode, bytes)."""

@@ -9,23 +9,15 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SMOKE
 
 from inkdigits import training
 from inkdigits._backend import keras
 from inkdigits.config import TrainConfig
 from inkdigits.errors import ModelError
 
-SMOKE = dict(model="fast-cnn", epochs=1, batch_size=16, lr=4e-3, train_subset=2000)
 ARTEFACTS = ["config.json", "metrics.csv", "state.json", "checkpoint.keras", "best.keras",
              "model.onnx", "card.json"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, mnist_dir):
-    out = tmp_path_factory.mktemp("runs") / "smoke"
-    cfg = TrainConfig(**SMOKE, data_dir=str(mnist_dir), precision="float32")
-    result = training.train(cfg, out, stream=io.StringIO())
-    return out, result.card
 
 
 def test_smoke_run_reaches_90_percent(smoke_run):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -211,6 +212,98 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
+# --------------------------------------------------------------------------- evaluate
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model on MNIST and write metrics, plots and one report.html.
+
+    --model takes a run folder, a .keras file or an .onnx file (default: the
+    shipped model). Writes metrics.json, confusion_matrix.png/.csv, curves.png
+    (run folders), misclassified.png, samples.png, reliability.png,
+    gradcam.png and report.html into --out. --compare RUN_DIR ... instead writes
+    one table of several runs (compare.md and compare.csv).
+    """
+    from . import data, evaluation, report
+
+    mnist = data.load_mnist(args.data_dir)
+    splits = mnist.split()
+    out = Path(args.out)
+    if args.compare:
+        rows = evaluation.compare_runs(args.compare, splits.x_test, splits.y_test)
+        out.mkdir(parents=True, exist_ok=True)
+        md = evaluation.compare_markdown(rows)
+        (out / "compare.md").write_text(md)
+        _write_csv(out / "compare.csv", evaluation.COMPARE_FIELDS, rows)
+        print(md, end="")
+        print(f"written {out / 'compare.md'} and {out / 'compare.csv'}")
+        return 0
+
+    pred = evaluation.load_predictor(args.model)
+    members = [evaluation.load_predictor(p) for p in args.ensemble or []]
+    if args.split == "test":
+        images, labels, val = splits.x_test, splits.y_test, (splits.x_val, splits.y_val)
+    else:  # evaluating on validation: never fit the temperature on the same digits
+        images, labels, val = splits.x_val, splits.y_val, None
+    if args.calibrate:
+        p_val = pred.predict(splits.x_val)
+        t = evaluation.fit_temperature(p_val, splits.y_val)
+        before = evaluation.expected_calibration_error(p_val, splits.y_val)
+        after = evaluation.expected_calibration_error(
+            evaluation.apply_temperature(p_val, t), splits.y_val
+        )
+        card_path = evaluation.write_calibration(pred, t, before, after)
+        print(
+            f"temperature {t:.4f} fitted on validation (ECE {100 * before:.2f}% -> "
+            f"{100 * after:.2f}%), stored in {card_path}"
+        )
+    ev = evaluation.evaluate(
+        pred, images, labels, split=args.split, val=val, tta=args.tta, ensemble=members
+    )
+    curves = None
+    metrics_csv = (pred.run_dir or pred.path.parent) / "metrics.csv"
+    if metrics_csv.is_file():
+        from .training import read_metrics
+
+        curves = read_metrics(metrics_csv)
+    files = report.write_all(ev, out, args.command_line, curves)
+    print(report.summary_table(ev.results))
+    print(f"wrote {len(files)} files; open {files['report.html']}")
+    return 0
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_evaluate)
+    p = sub.add_parser(
+        "evaluate",
+        help=short,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", help="run folder, .keras or .onnx (default: the shipped model)")
+    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
+    p.add_argument("--ensemble", nargs="+", metavar="PATH", help="average with these models too")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the temperature on the validation split and store it in the model card",
+    )
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="compare finished runs")
+    p.add_argument("--out", default="out/evaluate", help="output folder (default: out/evaluate)")
+    p.set_defaults(func=cmd_evaluate)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -242,7 +335,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- main
 
 
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data, _add_train, _add_demo]
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_data,
+    _add_train,
+    _add_evaluate,
+    _add_demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    words = list(argv) if argv is not None else sys.argv[1:]
+    args.command_line = "inkdigits " + " ".join(shlex.quote(str(w)) for w in words)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

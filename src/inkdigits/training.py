@@ -416,6 +416,7 @@ def finalize(
     }
     onnx_info = export.export_onnx(best, out / "model.onnx", cfg.model, x_test[:256])
     card = make_card(cfg, state, best, metrics, onnx_info, splits)
+    card["calibration"] = calibrate(p_val, splits.y_val)
     write_json_atomic(out / "card.json", card)
     print(
         f"done  best epoch {state.best_epoch}  val_acc {100 * metrics['val_accuracy']:.2f}%  "
@@ -426,6 +427,21 @@ def finalize(
         flush=True,
     )
     return card
+
+
+def calibrate(p_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+    """Temperature scaling fitted on the validation split, for the model card."""
+    from .classifier import apply_temperature
+    from .evaluation import expected_calibration_error, fit_temperature
+
+    t = fit_temperature(p_val, y_val)
+    return {
+        "temperature": round(t, 5),
+        "fitted": True,
+        "fitted_on": "validation split",
+        "val_ece_before": round(expected_calibration_error(p_val, y_val), 5),
+        "val_ece_after": round(expected_calibration_error(apply_temperature(p_val, t), y_val), 5),
+    }
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -464,7 +480,6 @@ def make_card(
             "layers": [type(layer).__name__ for layer in model.layers],
         },
         "preprocessing": PREPROCESSING,
-        "calibration": {"temperature": 1.0, "fitted": False},
         "onnx": onnx_info,
         "metrics": metrics,
         "training": {
