@@ -1,5 +1,8 @@
 """inkdigits: read handwritten digits and multi-digit numbers; train and evaluate MNIST CNNs.
 
+    >>> from inkdigits import Reader
+    >>> Reader().read_number("amount.jpg").number    # doctest: +SKIP
+
 Importing this package is light: it never imports TensorFlow. Training lives in
 ``inkdigits.training`` (extra ``train``); reading uses ONNX Runtime.
 """
@@ -15,4 +18,25 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
 
 from .errors import ConfigError, DataError, InkdigitsError, ModelError
 
-__all__ = ["__version__", "InkdigitsError", "DataError", "ConfigError", "ModelError"]
+
+def __getattr__(name: str):
+    # Reader & co. are imported on first use, so `import inkdigits` stays fast.
+    if name in ("Reader", "DigitResult", "NumberResult", "read_digit", "read_number"):
+        from . import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'inkdigits' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "Reader",
+    "DigitResult",
+    "NumberResult",
+    "read_digit",
+    "read_number",
+    "InkdigitsError",
+    "DataError",
+    "ConfigError",
+    "ModelError",
+]

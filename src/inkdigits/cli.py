@@ -304,6 +304,137 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
+# --------------------------------------------------------------------------- read
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+def expand_inputs(items: Sequence[str]) -> list[Path]:
+    """Files as given, folders as their image files, glob patterns expanded; sorted per item."""
+    import glob
+
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES))
+        elif any(ch in item for ch in "*?[") and not p.exists():
+            matches = sorted(glob.glob(item, recursive=True))
+            out.extend(Path(m) for m in matches) if matches else out.append(p)
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """Read handwritten digits or numbers from images, folders or glob patterns.
+
+    One line per image (file, what was read, confidence), or one JSON object
+    per image with --json. A file that cannot be read is reported and the run
+    goes on; the exit code is 1 if any file failed.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from .preprocessing import ImageError, load_image
+    from .reader import Reader
+
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise ConfigError(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
+    reader = Reader(args.model, min_confidence=args.min_confidence)
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise InkdigitsError("no images found in " + " ".join(args.inputs))
+    failed = 0
+    bar = tqdm(files, unit="img", file=sys.stderr, disable=None if len(files) > 1 else True)
+    for path in bar:
+        try:
+            rgb = load_image(path, reader.max_pixels)
+            result = reader.read(rgb, args.mode)
+            if args.annotate:
+                from .annotate import write_annotated
+
+                write_annotated(rgb, result, Path(args.annotate) / f"{path.stem}.annotated.png")
+        except (ImageError, OSError) as exc:
+            failed += 1
+            msg = str(exc).replace(f"{path}: ", "")
+            line = (
+                json.dumps({"file": str(path), "error": msg})
+                if args.json
+                else f"{path}: error: {msg}"
+            )
+            tqdm.write(line, file=sys.stdout)
+            continue
+        tqdm.write(_format_result(path, result, args.json), file=sys.stdout)
+    bar.close()
+    if failed:
+        print(f"inkdigits: {failed} of {len(files)} files could not be read", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _format_result(path: Path, result, as_json: bool) -> str:
+    import json
+
+    from .reader import DigitResult
+
+    if isinstance(result, DigitResult):
+        if as_json:
+            return json.dumps({"file": str(path), "mode": "digit", **result.to_dict()})
+        why = f" ({result.reason})" if result.reason else ""
+        return f"{path}: {result.text}  confidence {100 * result.confidence:.1f}%{why}"
+    if as_json:
+        return json.dumps({"file": str(path), "mode": "number", **result.to_dict()})
+    if not result.digits:
+        return f"{path}: ? ({result.reason})"
+    shown = " / ".join(result.lines)
+    return f"{path}: {shown}  confidence {100 * result.confidence:.1f}%"
+
+
+def _add_read(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_read)
+    p = sub.add_parser(
+        "read", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB")
+    _read_options(p, default_mode="auto")
+    p.set_defaults(func=cmd_read)
+
+
+def _read_options(p: argparse.ArgumentParser, default_mode: str) -> None:
+    p.add_argument(
+        "--mode",
+        choices=["digit", "number", "auto"],
+        default=default_mode,
+        help=f"one digit, a number, or decide from the image (default: {default_mode})",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--annotate", metavar="OUT_DIR", help="write annotated copies here")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="report digits below this calibrated confidence as ? (default 0.5)",
+    )
+    p.add_argument("--model", help="an .onnx model with its card.json (default: shipped)")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Read the digit in one image (the original project's `predict.py --image PATH`)."""
+    args.inputs = [args.image]
+    return cmd_read(args)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_predict)
+    p = sub.add_parser("predict", help=short, description=doc)
+    p.add_argument("--image", required=True, help="the image file")
+    _read_options(p, default_mode="digit")
+    p.set_defaults(func=cmd_predict)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -339,6 +470,8 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data,
     _add_train,
     _add_evaluate,
+    _add_read,
+    _add_predict,
     _add_demo,
 ]
 

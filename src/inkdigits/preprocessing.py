@@ -1,0 +1,361 @@
+"""The one way an image becomes model input: any picture of a digit -> MNIST-style 28x28.
+
+Everything that reads images (the CLI, the Python API, the server, the
+benchmarks and the tests) goes through this module; nothing re-implements a
+step. The stages, in order:
+
+1. :func:`load_image` — path, bytes, PIL image or array -> RGB uint8; EXIF
+   orientation, first frame of animations and multi-page files, 16-bit,
+   palette, CMYK and alpha handled; a pixel limit is enforced *before* decoding.
+2. :func:`ink_map` — colour to "ink" in [0, 1] (high = ink) keeping coloured
+   ink, polarity detection, illumination/shadow correction by dividing out a
+   background estimated with a morphological closing, light denoising.
+3. :func:`binarize` — Otsu on the ink map with an absolute floor.
+4. :func:`to_mnist` — how MNIST was made: stroke-width normalisation, ink
+   bounding box, pad to a square, anti-aliased resample into 20x20, strongest
+   ink scaled to 255, pasted into 28x28 with the centre of mass at the centre.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InkdigitsError
+
+MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (decompression bombs)
+WORK_SIDE = 1600  # images are read at most this many pixels on their long side
+MNIST_BOX = 20  # MNIST digits fill a 20x20 box ...
+MNIST_SIZE = 28  # ... inside a 28x28 image
+MNIST_CENTER = 14.0  # where MNIST puts the centre of mass (measured: 13.99, 14.01)
+MNIST_STROKE_RATIO = 0.11  # stroke width / box side of MNIST digits (median, measured)
+INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
+MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
+
+
+class ImageError(InkdigitsError):
+    """The input is not a readable image, or is refused (too large, empty, ...)."""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+ImageLike = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+
+def _open(src: Any) -> Image.Image:
+    if isinstance(src, Image.Image):
+        return src
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        if len(src) == 0:
+            raise ImageError("empty input (0 bytes)")
+        fh: Any = io.BytesIO(bytes(src))
+        name = "<bytes>"
+    else:
+        p = Path(src)
+        if not p.is_file():
+            raise ImageError(f"{p}: no such file")
+        if p.stat().st_size == 0:
+            raise ImageError(f"{p}: empty file (0 bytes)")
+        fh, name = str(p), str(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fh)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: image too large ({exc})") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read image ({exc})") from None
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    a = arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.floating):
+        hi = 1.0 if a.max(initial=0) <= 1.0 else 255.0
+    else:  # 16/32-bit integers: use the type's range when the data needs it
+        hi = 255.0 if a.max(initial=0) <= 255 else (65535.0 if a.max() <= 65535 else a.max())
+    return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _flatten_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite onto white if the opaque content is dark, onto black if it is light."""
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    opaque = alpha > 127
+    if opaque.any() and not opaque.all():
+        content = rgb[opaque].mean()
+        bg = 0.0 if content > 127 else 255.0
+    else:
+        bg = 255.0
+    return np.clip(rgb.astype(np.float32) * a + bg * (1 - a), 0, 255).astype(np.uint8)
+
+
+def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        g = _to_uint8(arr)
+        return np.stack([g, g, g], axis=-1)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        a8 = _to_uint8(arr)
+        if arr.shape[2] == 4:
+            return _flatten_alpha(a8[..., :3], a8[..., 3])
+        return a8
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        a8 = _to_uint8(arr)
+        g = _flatten_alpha(np.repeat(a8[..., :1], 3, axis=2), a8[..., 1])
+        return g
+    raise ImageError(f"array of shape {arr.shape} is not an image (expected HxW, HxWx3 or HxWx4)")
+
+
+def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Any supported input -> RGB uint8 (H, W, 3), upright, alpha flattened.
+
+    Raises :class:`ImageError` with a clear message for anything unreadable.
+    """
+    if isinstance(src, np.ndarray):
+        if src.size == 0:
+            raise ImageError("empty array")
+        if src.shape[0] * src.shape[1] > max_pixels:
+            raise ImageError(
+                f"image has {src.shape[0] * src.shape[1]:,} pixels (limit {max_pixels:,})"
+            )
+        return _array_to_rgb(src)
+    im = _open(src)
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(
+            f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:.0f}; refused before decoding"
+        )
+    if w == 0 or h == 0:
+        raise ImageError("image has no pixels")
+    try:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)  # animated GIF / multi-page TIFF: the first frame
+        im.load()
+        im = ImageOps.exif_transpose(im) or im
+        mode = im.mode
+        if mode == "P" or mode == "PA":
+            im = im.convert("RGBA")
+        elif mode == "CMYK" or mode == "YCbCr" or mode == "LAB" or mode == "HSV":
+            im = im.convert("RGB")
+        elif mode == "1":
+            im = im.convert("L")
+        arr = np.asarray(im)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"cannot decode image: truncated or corrupt ({exc})") from None
+    return _array_to_rgb(arr)
+
+
+# --------------------------------------------------------------------------- ink
+
+
+@dataclass
+class InkMap:
+    """The ink of an image at working resolution, and how it maps back to the original."""
+
+    ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = strongest ink
+    scale: float  # working pixels per original pixel (<= 1)
+    inverted: bool  # True if the original was light ink on a dark background
+
+
+def _odd(n: float) -> int:
+    n = max(3, int(n))
+    return n if n % 2 else n + 1
+
+
+def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
+    """Paper brightness without the strokes: closing (dark ink) at quarter resolution."""
+    h, w = v.shape
+    f = 4 if min(h, w) >= 64 else 1
+    small = (
+        cv2.resize(v, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        if f > 1
+        else v
+    )
+    k = _odd(min(small.shape) / 5)  # wider than any stroke of a digit that fits the image
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
+    bg = cv2.morphologyEx(small, op, kernel)
+    bg = cv2.GaussianBlur(bg, (0, 0), k / 4)
+    if f > 1:
+        bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    return bg
+
+
+def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
+    """RGB uint8 -> ink in [0, 1] (high = ink), polarity and shadows normalised."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, work_side / max(h, w))
+    if scale < 1.0:
+        rgb = cv2.resize(
+            rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
+    f = rgb.astype(np.float32) / 255.0
+    dark = f.min(axis=2)  # coloured ink (blue, red) is dark in its weakest channel
+    light = f.max(axis=2)
+    # Polarity: the background is what most of the image is. Light ink on a dark
+    # background has a dark median.
+    inverted = float(np.median(light)) < 0.45
+    if inverted:
+        bg = _background(light, dark_ink=False)
+        ink = (light - bg) / np.maximum(1.0 - bg, 0.15)
+    else:
+        bg = _background(dark, dark_ink=True)
+        ink = 1.0 - dark / np.maximum(bg, 0.15)
+    ink = np.clip(ink, 0.0, 1.0).astype(np.float32)
+    if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep every pixel
+        ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
+    return InkMap(ink, scale, inverted)
+
+
+def binarize(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink mask by Otsu on the ink map, never below INK_FLOOR; returns (mask, threshold)."""
+    if float(ink.max(initial=0.0)) < MIN_CONTRAST:
+        return np.zeros(ink.shape, bool), 1.0
+    u8 = (ink * 255).astype(np.uint8)
+    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    thr = max(float(t) / 255.0, INK_FLOOR)
+    return ink > thr, thr
+
+
+# --------------------------------------------------------------------------- MNIST style
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary shape, 2 * area / perimeter (exact for long strokes)."""
+    m = mask.astype(np.uint8)
+    area = float(m.sum())
+    if area == 0:
+        return 0.0
+    contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(c, True) for c in contours)
+    return 2.0 * area / max(perimeter, 1.0)
+
+
+def normalise_stroke(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Thicken thin strokes (or thin thick ones) to MNIST's width relative to the digit."""
+    side = max(mask.shape)
+    if side < 2 * MNIST_BOX:  # too small to tell; resampling decides
+        return soft
+    sw = stroke_width(mask)
+    target = MNIST_STROKE_RATIO * side
+    if sw < 0.6 * target:
+        r = int(round((target - sw) / 2))
+        op = cv2.dilate
+    elif sw > 1.8 * target:
+        r = int(round(min((sw - target) / 2, sw / 4)))
+        op = cv2.erode
+    else:
+        return soft
+    if r < 1:
+        return soft
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return op(soft, kernel)
+
+
+def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """A crop of one digit's ink (float, high = ink) -> MNIST-style uint8 (28, 28).
+
+    ``mask`` marks the digit's pixels (default: ``soft > INK_FLOOR``); ink
+    outside it (neighbouring marks) is dropped.
+    """
+    soft = np.asarray(soft, np.float32)
+    if mask is None:
+        mask = soft > INK_FLOOR
+    if not mask.any():
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
+    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    soft = np.where(keep, soft, 0.0).astype(np.float32)
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    pad = 2  # keep the soft edge pixels just outside the mask
+    y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
+    y1, x1 = min(soft.shape[0], y1 + pad), min(soft.shape[1], x1 + pad)
+    soft, mask = soft[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    soft = normalise_stroke(soft, mask)
+    # tight box on the (possibly thickened) ink, then pad to a square
+    ys, xs = np.nonzero(soft > INK_FLOOR * float(soft.max()))
+    soft = soft[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = soft.shape
+    side = max(h, w)
+    square = np.zeros((side, side), np.float32)
+    oy, ox = (side - h) // 2, (side - w) // 2
+    square[oy : oy + h, ox : ox + w] = soft
+    interp = cv2.INTER_AREA if side > MNIST_BOX else cv2.INTER_LINEAR
+    box = cv2.resize(square, (MNIST_BOX, MNIST_BOX), interpolation=interp)
+    box = np.clip(box, 0, None)
+    peak = float(box.max())
+    if peak <= 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
+    box = box / peak * 255.0
+    # paste so that the centre of mass lands at the centre (integer shift, as MNIST)
+    yy, xx = np.mgrid[:MNIST_BOX, :MNIST_BOX]
+    total = box.sum()
+    cy, cx = (box * yy).sum() / total, (box * xx).sum() / total
+    oy = int(round(MNIST_CENTER - cy))
+    ox = int(round(MNIST_CENTER - cx))
+    out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
+    ys0, xs0 = max(0, oy), max(0, ox)
+    ys1, xs1 = min(MNIST_SIZE, oy + MNIST_BOX), min(MNIST_SIZE, ox + MNIST_BOX)
+    out[ys0:ys1, xs0:xs1] = box[ys0 - oy : ys1 - oy, xs0 - ox : xs1 - ox]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Prepared:
+    """The result of :func:`preprocess`: the model's view of one digit and where it was."""
+
+    digit: np.ndarray  # uint8 (28, 28), MNIST style (white ink on black)
+    box: tuple[int, int, int, int] | None  # (x, y, w, h) in original pixels; None: no ink
+    inverted: bool  # the original had light ink on a dark background
+
+
+def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
+    """THE entry point for one digit: any image -> MNIST-style 28x28 uint8.
+
+    All ink in the image is taken as the digit (specks are dropped); use
+    ``inkdigits.segmentation`` for images that hold several digits.
+    """
+    from .segmentation import components, drop_specks
+
+    im = ink_map(load_image(src, max_pixels))
+    mask, _ = binarize(im.ink)
+    comps = drop_specks(components(mask))
+    if not comps:
+        return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)
+    keep = np.zeros_like(mask)
+    for c in comps:
+        x, y, w, h = c.box
+        keep[y : y + h, x : x + w] |= c.mask
+    digit = to_mnist(im.ink, keep)
+    ys, xs = np.nonzero(keep)
+    box = _to_original(
+        (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1), im.scale
+    )
+    return Prepared(digit, box, im.inverted)
+
+
+def _to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    s = 1.0 / scale
+    return (
+        int(round(x * s)),
+        int(round(y * s)),
+        max(1, int(round(w * s))),
+        max(1, int(round(h * s))),
+    )

@@ -1,0 +1,193 @@
+"""Read digits and numbers from images: the Python API (ONNX Runtime, never TensorFlow).
+
+    >>> from inkdigits import Reader
+    >>> reader = Reader()                        # the shipped model   # doctest: +SKIP
+    >>> reader.read_digit("seven.png").digit     # 7                   # doctest: +SKIP
+    >>> reader.read_number("check.jpg").number   # '1250'              # doctest: +SKIP
+
+Inputs can be a path, bytes, a PIL image or a numpy array. Confidences are
+calibrated with the temperature in the model card. A digit whose confidence is
+below ``min_confidence``, or ink that does not look like a digit, is reported
+as unknown (``digit is None``, shown as ``?``) with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import preprocessing as pre
+from . import segmentation as seg
+from .classifier import Classifier
+
+UNKNOWN = "?"
+# Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
+# is about 4%..40%. A preprocessed shape far outside it is a blob or a scribble.
+COVERAGE_RANGE = (0.025, 0.45)
+
+
+@dataclass
+class DigitResult:
+    """One digit: what was read, how sure, and where.
+
+    ``digit`` is None when nothing was read (no ink, not a digit, or below
+    the confidence threshold); ``reason`` then says why.
+    """
+
+    digit: int | None
+    confidence: float  # calibrated probability of the best digit (0 if no ink)
+    probabilities: list[float]  # the 10 calibrated probabilities (zeros if no ink)
+    box: tuple[int, int, int, int] | None  # (x, y, w, h) in the original image's pixels
+    reason: str | None = None  # why digit is None
+    image: np.ndarray | None = field(default=None, repr=False)  # the 28x28 the model saw
+
+    @property
+    def text(self) -> str:
+        return UNKNOWN if self.digit is None else str(self.digit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digit": self.digit,
+            "confidence": round(self.confidence, 6),
+            "probabilities": [round(p, 6) for p in self.probabilities],
+            "box": list(self.box) if self.box else None,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class NumberResult:
+    """A number (or several lines of them): digit strings, per-digit details and confidence."""
+
+    lines: list[str]  # one string per line, top to bottom; '?' for an unknown digit
+    digits: list[list[DigitResult]]  # per line, left to right
+    reason: str | None = None  # set when no digit was found at all
+
+    @property
+    def number(self) -> str:
+        """The lines joined by newlines ('' if nothing was found)."""
+        return "\n".join(self.lines)
+
+    @property
+    def confidence(self) -> float:
+        """Probability that every digit is right: the product of the digit confidences."""
+        confs = [d.confidence for line in self.digits for d in line]
+        return float(np.prod(confs)) if confs else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "lines": self.lines,
+            "confidence": round(self.confidence, 6),
+            "digits": [[d.to_dict() for d in line] for line in self.digits],
+            "reason": self.reason,
+        }
+
+
+class Reader:
+    """Reads digits and numbers with an ONNX model (the shipped one by default)."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        min_confidence: float = 0.5,
+        threads: int = 2,
+        max_pixels: int = pre.MAX_PIXELS,
+    ):
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        self.classifier = Classifier(model, threads=threads)
+        self.min_confidence = min_confidence
+        self.max_pixels = max_pixels
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.classifier.card
+
+    def classify(self, digits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities (N, 10) for MNIST-style uint8 (N, 28, 28) digits."""
+        return self.classifier.predict_proba(digits)
+
+    def _result(
+        self, digit_img: np.ndarray, probs: np.ndarray, box, gated: str | None
+    ) -> DigitResult:
+        best = int(probs.argmax())
+        conf = float(probs[best])
+        reason = gated
+        if reason is None and conf < self.min_confidence:
+            reason = f"not sure (confidence {conf:.2f} < {self.min_confidence:.2f})"
+        return DigitResult(
+            None if reason else best, conf, [float(p) for p in probs], box, reason, digit_img
+        )
+
+    def read_digit(self, image: pre.ImageLike) -> DigitResult:
+        """Read one digit: all the ink in the image is taken as that digit."""
+        prepared = pre.preprocess(image, self.max_pixels)
+        if prepared.box is None:
+            return DigitResult(
+                None, 0.0, [0.0] * 10, None, "no digit found (no ink)", prepared.digit
+            )
+        probs = self.classify(prepared.digit[None])[0]
+        return self._result(prepared.digit, probs, prepared.box, not_a_digit(prepared.digit))
+
+    def read_number(self, image: pre.ImageLike) -> NumberResult:
+        """Read every digit, line by line, left to right."""
+        im = pre.ink_map(pre.load_image(image, self.max_pixels))
+        mask, _ = pre.binarize(im.ink)
+        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist)
+        if not lines:
+            return NumberResult([], [], "no digit found (no ink)")
+        crops = [
+            pre.to_mnist(im.ink[p.y : p.y + p.h, p.x : p.x + p.w], p.mask)
+            for line in lines
+            for p in line
+        ]
+        probs = self.classify(np.stack(crops))
+        k = 0
+        digits: list[list[DigitResult]] = []
+        for line in lines:
+            row = []
+            for p in line:
+                box = pre._to_original(p.box, im.scale)
+                row.append(self._result(crops[k], probs[k], box, not_a_digit(crops[k])))
+                k += 1
+            digits.append(row)
+        return NumberResult(["".join(d.text for d in row) for row in digits], digits)
+
+    def read(self, image: pre.ImageLike, mode: str = "auto") -> DigitResult | NumberResult:
+        """``digit``, ``number``, or ``auto``: a number if more than one digit is found."""
+        if mode == "digit":
+            return self.read_digit(image)
+        if mode == "number":
+            return self.read_number(image)
+        if mode != "auto":
+            raise ValueError(f"mode must be digit, number or auto, got {mode!r}")
+        result = self.read_number(image)
+        if sum(len(line) for line in result.digits) == 1:
+            return result.digits[0][0]
+        if not result.digits:
+            return self.read_digit(image)
+        return result
+
+
+def not_a_digit(digit: np.ndarray) -> str | None:
+    """A reason if a preprocessed 28x28 cannot be a digit (a blob, a bare speck), else None."""
+    coverage = float((digit > 127).mean())
+    if coverage > COVERAGE_RANGE[1]:
+        return f"not a digit (a solid blob: {100 * coverage:.0f}% ink)"
+    if coverage < COVERAGE_RANGE[0]:
+        return f"not a digit (too little ink: {100 * coverage:.1f}%)"
+    return None
+
+
+def read_digit(image: pre.ImageLike, **kwargs) -> DigitResult:
+    """One-off convenience: ``Reader(**kwargs).read_digit(image)``."""
+    return Reader(**kwargs).read_digit(image)
+
+
+def read_number(image: pre.ImageLike, **kwargs) -> NumberResult:
+    """One-off convenience: ``Reader(**kwargs).read_number(image)``."""
+    return Reader(**kwargs).read_number(image)
