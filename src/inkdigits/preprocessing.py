@@ -37,6 +37,8 @@ MNIST_BOX = 20  # MNIST digits fill a 20x20 box ...
 MNIST_SIZE = 28  # ... inside a 28x28 image
 MNIST_CENTER = 14.0  # where MNIST puts the centre of mass (measured: 13.99, 14.01)
 MNIST_STROKE_RATIO = 0.11  # stroke width / box side of MNIST digits (median, measured)
+STROKE_THIN, STROKE_THIN_TO = 0.06, 0.09  # thinner strokes are thickened to 0.09 of the side
+STROKE_THICK, STROKE_THICK_TO = 0.28, 0.20  # thicker strokes are thinned to 0.20
 INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 
@@ -72,8 +74,11 @@ def _open(src: Any) -> Image.Image:
             return Image.open(fh)
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: image too large ({exc})") from None
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{name}: image is above the limit of Pillow's decompression-bomb check; "
+            "refused before decoding"
+        ) from None
     except OSError as exc:
         raise ImageError(f"{name}: cannot read image ({exc})") from None
 
@@ -248,17 +253,21 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def normalise_stroke(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Thicken thin strokes (or thin thick ones) to MNIST's width relative to the digit."""
+    """Thicken very thin strokes (or thin very thick ones) into MNIST's range of widths.
+
+    MNIST's stroke width is 0.08-0.16 of the digit's box side (10th-90th
+    percentile). Only strokes well outside that range are changed, and only
+    back to its edge, so digits near the range never jump between two looks.
+    """
     side = max(mask.shape)
     if side < 2 * MNIST_BOX:  # too small to tell; resampling decides
         return soft
     sw = stroke_width(mask)
-    target = MNIST_STROKE_RATIO * side
-    if sw < 0.6 * target:
-        r = int(round((target - sw) / 2))
+    if sw < STROKE_THIN * side:
+        r = int(round((STROKE_THIN_TO * side - sw) / 2))
         op = cv2.dilate
-    elif sw > 1.8 * target:
-        r = int(round(min((sw - target) / 2, sw / 4)))
+    elif sw > STROKE_THICK * side:
+        r = int(round((sw - STROKE_THICK_TO * side) / 2))
         op = cv2.erode
     else:
         return soft

@@ -1,0 +1,259 @@
+"""Preprocessing: every input form, bad input, MNIST fidelity, polarity, colour ink, properties."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from inkdigits import preprocessing as pre
+from inkdigits.preprocessing import ImageError
+
+
+def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def seven(mnist) -> np.ndarray:
+    """An MNIST test 7 (index 0), white on black, 28x28."""
+    return mnist.test_images[0]
+
+
+def paper(digit28: np.ndarray, size: int = 200, ink=(20, 20, 20), bg=(255, 255, 255)) -> np.ndarray:
+    """The digit as dark ink on paper, scaled up: RGB uint8."""
+    big = cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    big = np.clip(big, 0, 1)[..., None]
+    out = np.array(bg, np.float32) * (1 - big) + np.array(ink, np.float32) * big
+    return out.astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- input forms
+
+
+def test_every_input_form_gives_the_same_digit(seven, tmp_path):
+    rgb = paper(seven)
+    im = Image.fromarray(rgb)
+    p = tmp_path / "seven.png"
+    im.save(p)
+    ref = pre.preprocess(rgb).digit
+    for src in (str(p), p, p.read_bytes(), bytearray(p.read_bytes()), im, rgb, rgb[..., 0]):
+        np.testing.assert_array_equal(pre.preprocess(src).digit, ref)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "LA", "RGBA", "CMYK", "I;16", "1", "I", "F"])
+def test_image_modes_are_read(seven, mode):
+    rgb = paper(seven)
+    if mode == "I;16":
+        im = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
+    elif mode == "1":  # a bilevel scan (thresholded, not dithered)
+        im = Image.fromarray(rgb).convert("L").convert("1", dither=Image.Dither.NONE)
+    elif mode in ("I", "F"):
+        im = Image.fromarray(rgb[..., 0]).convert(mode)
+    else:
+        im = Image.fromarray(rgb).convert(mode)
+    fmt = {"CMYK": "TIFF", "F": "TIFF", "I": "TIFF"}.get(mode, "PNG")
+    out = pre.load_image(png_bytes(im, fmt))
+    assert out.shape == (200, 200, 3) and out.dtype == np.uint8
+    digit = pre.preprocess(out).digit
+    ref = pre.preprocess(rgb).digit
+    assert np.abs(digit.astype(int) - ref.astype(int)).mean() < 12, mode
+
+
+def test_transparent_drawing_is_flattened_onto_the_right_background(seven):
+    # black strokes on a fully transparent canvas (what drawing apps export)
+    alpha = cv2.resize(seven, (200, 200))
+    rgba = np.zeros((200, 200, 4), np.uint8)
+    rgba[..., 3] = alpha
+    out = pre.load_image(png_bytes(Image.fromarray(rgba, "RGBA")))
+    assert out[0, 0].tolist() == [255, 255, 255] and out.min() < 40
+    # white strokes on transparent: flattened onto black
+    rgba[..., :3] = 255
+    out = pre.load_image(png_bytes(Image.fromarray(rgba, "RGBA")))
+    assert out[0, 0].tolist() == [0, 0, 0] and out.max() > 215
+
+
+def test_animated_gif_and_multipage_tiff_use_the_first_frame(seven):
+    first = Image.fromarray(paper(seven))
+    second = Image.fromarray(np.full((200, 200, 3), 255, np.uint8))
+    for fmt in ("GIF", "TIFF"):
+        blob = png_bytes(first, fmt, save_all=True, append_images=[second])
+        assert Image.open(io.BytesIO(blob)).n_frames == 2
+        assert pre.preprocess(blob).box is not None, fmt  # the digit, not the blank page
+
+
+def test_exif_orientation_is_applied(seven):
+    im = Image.fromarray(paper(seven)).rotate(90, expand=True)  # stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    blob = png_bytes(im, "JPEG", exif=exif.tobytes(), quality=95)
+    upright = pre.preprocess(paper(seven)).digit.astype(int)
+    got = pre.preprocess(blob).digit.astype(int)
+    assert np.abs(got - upright).mean() < 15
+
+
+def _huge_png_header(w: int, h: int) -> bytes:
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+    )
+
+
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"", "empty input"),
+        (b"hello, I am text", "not an image"),
+        (_huge_png_header(20000, 20000), "above the limit"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "not an image"),
+    ],
+    ids=["zero-bytes", "text", "bomb", "png-garbage"],
+)
+def test_bad_bytes_are_refused_clearly(blob, message):
+    with pytest.raises(ImageError, match=message):
+        pre.load_image(blob)
+
+
+def test_truncated_file_is_reported(seven, tmp_path):
+    blob = png_bytes(Image.fromarray(paper(seven, 400)), "JPEG", quality=95)
+    p = tmp_path / "cut.jpg"
+    p.write_bytes(blob[: len(blob) // 3])
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        pre.load_image(p)
+
+
+def test_pixel_limit_is_configurable(seven):
+    with pytest.raises(ImageError, match="above the limit"):
+        pre.load_image(png_bytes(Image.fromarray(paper(seven, 400))), max_pixels=100_000)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((0, 5)), np.zeros((4, 4, 7)), np.zeros((2, 2, 2, 2))])
+def test_bad_arrays(bad):
+    with pytest.raises(ImageError):
+        pre.load_image(bad)
+
+
+def test_missing_file():
+    with pytest.raises(ImageError, match="no such file"):
+        pre.load_image("/nonexistent/digit.png")
+
+
+# --------------------------------------------------------------------------- MNIST fidelity
+
+
+def test_mnist_digits_survive_preprocessing(mnist):
+    x = mnist.test_images[:300]
+    again = np.stack([pre.preprocess(img).digit for img in x])
+    assert np.abs(again.astype(int) - x.astype(int)).mean() < 3.0  # grey levels out of 255
+
+
+def test_output_follows_mnist_geometry(seven):
+    d = pre.preprocess(paper(seven, 500)).digit
+    ys, xs = np.nonzero(d > 30)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 in (19, 20, 21)  # the 20x20 box (+- resampling)
+    yy, xx = np.mgrid[:28, :28]
+    cy, cx = (d * yy).sum() / d.sum(), (d * xx).sum() / d.sum()
+    assert abs(cy - 14) <= 0.75 and abs(cx - 14) <= 0.75
+    assert d.max() == 255
+
+
+@pytest.mark.parametrize(
+    "ink, bg",
+    [((20, 20, 20), (255, 255, 255)), ((30, 50, 170), (235, 222, 190)),
+     ((190, 30, 30), (245, 240, 225)), ((240, 240, 240), (15, 15, 15))],
+    ids=["black-on-white", "blue-on-beige", "red-on-cream", "white-on-black"],
+)  # fmt: skip
+def test_colour_and_polarity_give_the_same_digit(seven, ink, bg):
+    ref = pre.preprocess(paper(seven)).digit.astype(int)
+    got = pre.preprocess(paper(seven, ink=ink, bg=bg)).digit.astype(int)
+    assert np.abs(got - ref).mean() < 10
+
+
+def test_shadow_across_the_page_is_removed(seven):
+    rgb = paper(seven, 300, ink=(40, 45, 120), bg=(230, 220, 200)).astype(np.float32)
+    ramp = np.linspace(1.0, 0.35, 300)[None, :, None]  # light from the left, dark on the right
+    shadowed = (rgb * ramp).astype(np.uint8)
+    ref = pre.preprocess(paper(seven, 300)).digit.astype(int)
+    got = pre.preprocess(shadowed)
+    assert got.box is not None
+    assert np.abs(got.digit.astype(int) - ref).mean() < 15
+
+
+def test_thin_pen_on_a_big_photo_is_thickened(seven):
+    big = cv2.resize(seven, (600, 600), interpolation=cv2.INTER_CUBIC)
+    skeleton = cv2.erode(
+        (big > 127).astype(np.uint8), np.ones((3, 3)), iterations=20
+    )  # a few px wide
+    thin = np.where(skeleton > 0, 0, 255).astype(np.uint8)
+    assert skeleton.sum() > 500
+    assert pre.stroke_width(skeleton > 0) < 0.04 * 600
+    d = pre.preprocess(thin).digit
+    sw = pre.stroke_width(d > 127)
+    assert sw >= 1.5  # MNIST strokes are about 2.2 px wide at 28x28
+
+
+def test_blank_page_has_no_digit():
+    for blank in (np.full((300, 400, 3), 255, np.uint8), np.zeros((50, 50), np.uint8)):
+        got = pre.preprocess(blank)
+        assert got.box is None and got.digit.max() == 0
+    noisy = np.clip(np.random.default_rng(0).normal(235, 6, (300, 400)), 0, 255).astype(np.uint8)
+    assert pre.preprocess(noisy).box is None  # sensor noise is no ink
+
+
+# --------------------------------------------------------------------------- properties
+
+SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SLOW
+@given(
+    st.integers(1, 120), st.integers(1, 120),
+    st.sampled_from([np.uint8, np.uint16, np.float32, bool]), st.integers(0, 2**31 - 1),
+)  # fmt: skip
+def test_output_is_always_28x28_in_range(h, w, dtype, seed):
+    rng = np.random.default_rng(seed)
+    arr = rng.random((h, w)) * (65535 if dtype == np.uint16 else 255 if dtype == np.uint8 else 1)
+    out = pre.preprocess(arr.astype(dtype))
+    assert out.digit.shape == (28, 28) and out.digit.dtype == np.uint8
+    x = out.digit.astype(np.float32) / 255
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+@SLOW
+@given(
+    idx=st.integers(0, 199), dx=st.integers(-40, 40), dy=st.integers(-40, 40),
+    scale=st.floats(0.6, 3.0), pad=st.integers(0, 120),
+)  # fmt: skip
+def test_shift_scale_pad_rarely_change_the_model_input(mnist, idx, dx, dy, scale, pad):
+    digit = mnist.test_images[idx]
+    ref = pre.preprocess(paper(digit, 150)).digit.astype(int)
+    size = max(20, int(150 * scale))
+    canvas = np.full((size + 2 * pad + 100, size + 2 * pad + 100, 3), 255, np.uint8)
+    y0, x0 = 50 + pad + dy // 2, 50 + pad + dx // 2
+    canvas[y0 : y0 + size, x0 : x0 + size] = paper(digit, size)
+    got = pre.preprocess(canvas).digit.astype(int)
+    # the same model input up to the one-pixel shift of MNIST's integer centring
+    assert shift_tolerant_diff(got, ref) < 14
+
+
+def shift_tolerant_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference, minimised over shifts of up to one pixel."""
+    return min(
+        float(np.abs(np.roll(np.roll(a, dy, 0), dx, 1) - b).mean())
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+    )
