@@ -1,0 +1,235 @@
+"""A seeded generator of realistic test images built from MNIST *test* digits only.
+
+Single digits and 2-10-digit numbers are rendered onto varied backgrounds:
+white paper; beige or grey paper photos with a lighting gradient and a shadow;
+textured, patterned check-like backgrounds with a printed line — in both
+polarities, in black or blue ink, at digit heights from 15 to 300 px, with thin
+and thick strokes, rotation up to +-10 degrees, blur, JPEG compression and
+noise; digits spaced, close or touching; punctuation ('.', ',', '-', '=') mixed
+into numbers but not into their labels.
+
+    >>> from inkdigits import synth, data
+    >>> mnist = data.load_mnist()                                     # doctest: +SKIP
+    >>> sample = synth.render(np.random.default_rng(0), mnist.test_images,
+    ...                       mnist.test_labels, n_digits=4)          # doctest: +SKIP
+    >>> sample.label, sample.image.shape                              # doctest: +SKIP
+
+Every choice made for a sample is recorded in ``Sample.spec`` so a failure can
+be reproduced and described.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+BACKGROUNDS = ("white", "photo", "check")
+SPACINGS = ("spaced", "close", "touching")
+PUNCTUATION = (".", ",", "-", "=")
+
+
+@dataclass
+class Sample:
+    """One generated image: RGB uint8, the digit string it shows, and how it was made."""
+
+    image: np.ndarray
+    label: str
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _digit_alpha(digit28: np.ndarray, height: int, stroke: float) -> np.ndarray:
+    """An MNIST digit as an ink-coverage map (float 0..1) ``height`` px tall."""
+    ys, xs = np.nonzero(digit28 > 20)
+    crop = digit28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255
+    h, w = crop.shape
+    width = max(1, int(round(w * height / h)))
+    alpha = cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC)
+    alpha = np.clip(alpha, 0, 1)
+    r = int(round(abs(stroke) * height / 28))
+    if r >= 1:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        alpha = (cv2.dilate if stroke > 0 else cv2.erode)(alpha, k)
+    alpha = np.clip((alpha - 0.15) / 0.55, 0, 1)  # crisp pen-like edge
+    return alpha
+
+
+def _punct_alpha(mark: str, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A small punctuation mark, drawn at the scale of ``height``-px digits."""
+    t = max(2, int(round(height * 0.09)))
+    if mark in ".,":
+        size = max(t * 2, int(height * 0.18))
+        a = np.zeros((int(height * (0.5 if mark == "," else 0.3)) + size, size + 2), np.float32)
+        cv2.circle(a, (a.shape[1] // 2, size // 2 + 1), max(1, t), 1.0, -1)
+        if mark == ",":
+            cv2.line(a, (a.shape[1] // 2, size // 2), (a.shape[1] // 2 - t, a.shape[0] - 1), 1.0, t)
+        return a
+    w = int(height * rng.uniform(0.35, 0.7))
+    a = np.zeros((int(height * 0.45), w), np.float32)
+    ys = [a.shape[0] // 2] if mark == "-" else [a.shape[0] // 3, 2 * a.shape[0] // 3]
+    for y in ys:
+        cv2.line(a, (1, y), (w - 2, y + int(rng.integers(-1, 2))), 1.0, t)
+    return a
+
+
+def _layout(
+    rng: np.random.Generator, glyphs: list[tuple[np.ndarray, bool]], height: int, spacing: str
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Place glyphs on one line; returns the ink layer and the digits' boxes."""
+    gap = {"spaced": (0.25, 0.7), "close": (0.04, 0.15), "touching": (-0.12, -0.03)}[spacing]
+    margin = int(height * 0.6) + 4
+    total = sum(g.shape[1] for g, _ in glyphs) + int(height * max(gap[1], 0.1)) * len(glyphs)
+    layer = np.zeros((height * 2 + 2 * margin, total + 2 * margin), np.float32)
+    x = margin
+    base = margin + height  # baseline: the bottom of the digits
+    boxes = []
+    for g, is_digit in glyphs:
+        gh, gw = g.shape
+        jitter = int(rng.normal(0, 0.03) * height)
+        y = (
+            base - gh + jitter
+            if is_digit
+            else base - gh + int(0.1 * height)
+            if gh < 0.5 * height
+            else base - int(0.75 * height)
+        )
+        if (
+            not is_digit and g.shape[0] < 0.5 * height and g.shape[1] > 0.3 * height
+        ):  # dash/equals mid-height
+            y = base - int(0.55 * height)
+        y = int(np.clip(y, 0, layer.shape[0] - gh))
+        region = layer[y : y + gh, x : x + gw]
+        np.maximum(region, g[: region.shape[0], : region.shape[1]], out=region)
+        if is_digit:
+            boxes.append((x, y, gw, gh))
+        x += gw + int(rng.uniform(*gap) * height)
+        x = max(x, margin)
+    right = max(b[0] + b[2] for b in boxes) if boxes else x
+    layer = layer[:, : min(layer.shape[1], max(x, right) + margin)]
+    return layer, boxes
+
+
+def _background(
+    rng: np.random.Generator, kind: str, shape: tuple[int, int], dark: bool
+) -> np.ndarray:
+    h, w = shape
+    if kind == "white":
+        base = np.full((h, w, 3), rng.uniform(238, 255), np.float32)
+    elif kind == "photo":
+        tint = np.array([rng.uniform(205, 240), rng.uniform(195, 230), rng.uniform(165, 215)])
+        if rng.random() < 0.35:  # grey paper
+            tint = np.full(3, rng.uniform(170, 215))
+        base = np.broadcast_to(tint, (h, w, 3)).astype(np.float32).copy()
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = np.cos(angle) * gx / w + np.sin(angle) * gy / h
+        ramp = (ramp - ramp.min()) / max(ramp.max() - ramp.min(), 1e-6)
+        light = 1.0 - rng.uniform(0.15, 0.45) * ramp  # lighting gradient
+        # a soft-edged shadow across part of the page (a hand or a phone)
+        x0 = rng.uniform(0.2, 0.8) * w
+        slope = rng.uniform(-1.5, 1.5)
+        edge = (gx - x0 - slope * (gy - h / 2)) / max(4.0, 0.05 * w)
+        shadow = 1.0 - rng.uniform(0.2, 0.5) / (1.0 + np.exp(-edge))
+        base *= (light * shadow)[..., None]
+        base += rng.normal(0, 2.0, (h, w, 1))  # paper grain
+    else:  # check: pale colour, a fine guilloche pattern
+        tint = np.array([rng.uniform(200, 235), rng.uniform(220, 245), rng.uniform(215, 245)])
+        base = np.broadcast_to(tint, (h, w, 3)).astype(np.float32).copy()
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        period = rng.uniform(6, 14)
+        wave = np.sin(gx / period + 3 * np.sin(gy / (period * 2.3))) * np.sin(gy / (period * 0.9))
+        base -= (rng.uniform(10, 25) * (wave > 0.6))[..., None]
+    if dark:  # a blackboard or a dark screen: light ink on a dark background
+        base = 255.0 - base * rng.uniform(0.75, 0.9)
+    return base
+
+
+def render(
+    rng: np.random.Generator,
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_digits: int = 1,
+    **force: Any,
+) -> Sample:
+    """Render one sample of ``n_digits`` random digits from ``images``; ``force`` fixes choices."""
+    spec: dict[str, Any] = {
+        "n_digits": n_digits,
+        "height": int(np.exp(rng.uniform(np.log(15), np.log(300)))),
+        "background": str(rng.choice(BACKGROUNDS, p=[0.35, 0.4, 0.25])),
+        "dark": bool(rng.random() < 0.15),
+        "ink": str(rng.choice(["black", "blue"])),
+        "stroke": float(rng.choice([-1.0, 0.0, 0.0, 1.0, 2.0])),
+        "rotation": float(rng.uniform(-10, 10)),
+        "blur": float(rng.choice([0.0, rng.uniform(0.3, 1.2)])),
+        "noise": float(rng.uniform(0, 8)),
+        "jpeg": int(rng.choice([0, rng.integers(40, 95)])),
+        "spacing": str(rng.choice(SPACINGS, p=[0.5, 0.3, 0.2])),
+        "punctuation": bool(n_digits > 1 and rng.random() < 0.4),
+    }
+    spec.update(force)
+    if spec["background"] == "check":
+        spec["dark"] = False
+    height = int(spec["height"])
+    if n_digits > 1:  # keep whole numbers a sensible width
+        height = min(height, int(2600 / n_digits))
+        spec["height"] = height
+    idx = rng.integers(0, len(images), n_digits)
+    spec["mnist_test_indices"] = [int(i) for i in idx]
+    glyphs: list[tuple[np.ndarray, bool]] = [
+        (_digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), True)
+        for i in idx
+    ]
+    if spec["punctuation"]:
+        mark = str(rng.choice(PUNCTUATION))
+        pos = int(rng.integers(1, n_digits + 1))  # inside or after the number
+        glyphs.insert(pos, (_punct_alpha(mark, height, rng), False))
+        spec["mark"] = mark
+    label = "".join(str(int(labels[i])) for i in idx)
+    layer, _ = _layout(rng, glyphs, height, spec["spacing"] if n_digits > 1 else "spaced")
+    # canvas with room around the text (a photo is bigger than its writing)
+    lh, lw = layer.shape
+    pad = int(rng.uniform(0.1, 1.0) * max(lh, 0.5 * lw)) + 8
+    canvas = np.zeros((lh + 2 * pad, lw + 2 * pad), np.float32)
+    canvas[pad : pad + lh, pad : pad + lw] = layer
+    if spec["background"] == "check":  # a printed baseline under the amount
+        y = pad + (lh // 2) + int(0.62 * height)
+        t = max(1, height // 25)
+        spec["printed_line"] = True
+        line = np.zeros_like(canvas)
+        cv2.line(line, (pad // 2, y), (canvas.shape[1] - pad // 2, y), 1.0, t)
+    else:
+        line = None
+    m = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), spec["rotation"], 1.0)
+    canvas = cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]), flags=cv2.INTER_LINEAR)
+    alpha = np.clip(canvas, 0, 1)[..., None]
+    bg = _background(rng, spec["background"], canvas.shape, spec["dark"])
+    if line is not None:
+        bg = bg * (1 - 0.55 * line[..., None]) + 40 * line[..., None]
+    if spec["ink"] == "blue":
+        ink = np.array([rng.uniform(20, 60), rng.uniform(30, 80), rng.uniform(120, 190)])
+    else:
+        ink = np.full(3, rng.uniform(10, 60))
+    if spec["dark"]:
+        ink = 255.0 - ink * 0.4
+    img = bg * (1 - alpha) + ink * alpha
+    if spec["blur"] > 0:
+        img = cv2.GaussianBlur(img, (0, 0), spec["blur"] * max(1.0, height / 60))
+    img = img + rng.normal(0, spec["noise"], img.shape)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if spec["jpeg"]:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=int(spec["jpeg"]))
+        img = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return Sample(img, label, spec)
+
+
+def dataset(seed: int, count: int, images: np.ndarray, labels: np.ndarray, numbers: bool):
+    """``count`` samples, reproducible from ``seed``: single digits, or 2-10-digit numbers."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n = int(rng.integers(2, 11)) if numbers else 1
+        yield render(rng, images, labels, n)
