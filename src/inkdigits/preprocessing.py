@@ -196,7 +196,8 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
     bg = cv2.morphologyEx(small, op, kernel)
-    bg = cv2.GaussianBlur(bg, (0, 0), k / 4)
+    # only a light blur: a strong one would smear the edge of a shadow into "ink"
+    bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
     if f > 1:
         bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
     return bg
@@ -229,13 +230,42 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
 
 
 def binarize(ink: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ink mask by Otsu on the ink map, never below INK_FLOOR; returns (mask, threshold)."""
+    """Ink mask by Otsu on the ink map, never below INK_FLOOR; returns (mask, threshold).
+
+    Printed rules (long, thin horizontal lines under amounts and on forms) are
+    removed from the mask.
+    """
     if float(ink.max(initial=0.0)) < MIN_CONTRAST:
         return np.zeros(ink.shape, bool), 1.0
     u8 = (ink * 255).astype(np.uint8)
     t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = max(float(t) / 255.0, INK_FLOOR)
-    return ink > thr, thr
+    mask = ink > thr
+    return remove_rules(mask), thr
+
+
+def remove_rules(mask: np.ndarray) -> np.ndarray:
+    """Erase horizontal lines at least half the image wide and thin for their length."""
+    h, w = mask.shape
+    length = max(25, w // 2)
+    if w < 50:
+        return mask
+    m8 = mask.astype(np.uint8)
+    runs = cv2.morphologyEx(
+        m8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+    )
+    if not runs.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    rules = np.zeros_like(mask)
+    for i in range(1, n):
+        bw, bh = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
+        if bh <= max(2, bw / 15):  # a rule: long and thin (a 7's bar is thick for its length)
+            rules |= labels == i
+    if not rules.any():
+        return mask
+    rules = cv2.dilate(rules.astype(np.uint8), np.ones((3, 1), np.uint8)) > 0  # its soft edges
+    return mask & ~rules
 
 
 # --------------------------------------------------------------------------- MNIST style
@@ -337,20 +367,18 @@ class Prepared:
 def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     """THE entry point for one digit: any image -> MNIST-style 28x28 uint8.
 
-    All ink in the image is taken as the digit (specks are dropped); use
-    ``inkdigits.segmentation`` for images that hold several digits.
+    The digit is the main piece of ink (its parts merged; specks, printed rules
+    and marks dropped); use ``inkdigits.segmentation`` for several digits.
     """
-    from .segmentation import components, drop_specks
+    from .segmentation import main_piece
 
     im = ink_map(load_image(src, max_pixels))
     mask, _ = binarize(im.ink)
-    comps = drop_specks(components(mask))
-    if not comps:
+    piece = main_piece(mask, im.ink)
+    if piece is None:
         return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)
     keep = np.zeros_like(mask)
-    for c in comps:
-        x, y, w, h = c.box
-        keep[y : y + h, x : x + w] |= c.mask
+    keep[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w] = piece.mask
     digit = to_mnist(im.ink, keep)
     ys, xs = np.nonzero(keep)
     box = _to_original(

@@ -81,11 +81,28 @@ def _y_gap(a: Piece, b: Piece) -> int:
     return max(a.y, b.y) - min(a.y + a.h, b.y + b.h)  # negative when they overlap
 
 
-def merge_pieces(pieces: list[Piece]) -> list[Piece]:
+def _x_gap(a: Piece, b: Piece) -> int:
+    return max(a.x, b.x) - min(a.x + a.w, b.x + b.w)  # negative when they overlap
+
+
+def _belong_together(a: Piece, b: Piece, height: float | None) -> bool:
+    tall = max(a.h, b.h)
+    merged_h = max(a.y + a.h, b.y + b.h) - min(a.y, b.y)
+    merged_w = max(a.x + a.w, b.x + b.w) - min(a.x, b.x)
+    # one above the other: a 5's detached bar, a broken 4, the two strokes of a 7 with a bar
+    if _x_overlap(a, b) >= 0.5 and _y_gap(a, b) <= 0.25 * tall and merged_h <= 1.6 * tall:
+        return True
+    # fragments of one thin or faint digit: both shorter than a digit, together digit-sized
+    if height is not None and tall < 0.8 * height and _x_gap(a, b) <= 0.08 * height:
+        return merged_w <= 0.85 * height and merged_h <= 1.25 * height
+    return False
+
+
+def merge_pieces(pieces: list[Piece], height: float | None = None) -> list[Piece]:
     """Join the parts of one digit: a detached bar of a 5, a broken 4, dotted strokes.
 
-    Two pieces merge when one lies mostly above the other (strong horizontal
-    overlap) and the vertical gap between them is small next to their heights.
+    ``height`` (the digits' typical height, if known) also lets fragments of a
+    thin or faint digit join when together they make one digit-sized piece.
     """
     items = sorted(pieces, key=lambda p: p.x)
     changed = True
@@ -93,35 +110,36 @@ def merge_pieces(pieces: list[Piece]) -> list[Piece]:
         changed = False
         for i in range(len(items)):
             for j in range(i + 1, len(items)):
-                a, b = items[i], items[j]
-                tall = max(a.h, b.h)
-                if _x_overlap(a, b) >= 0.5 and _y_gap(a, b) <= 0.25 * tall:
-                    # not two stacked digits of different lines: merged height stays digit-like
-                    merged = union(a, b)
-                    if merged.h <= 1.6 * tall:
-                        items[i] = merged
-                        del items[j]
-                        changed = True
-                        break
+                if _belong_together(items[i], items[j], height):
+                    items[i] = union(items[i], items[j])
+                    del items[j]
+                    changed = True
+                    break
             if changed:
                 break
     return items
 
 
 def group_lines(pieces: list[Piece]) -> list[list[Piece]]:
-    """Rows of pieces, top to bottom, each left to right."""
+    """Rows of pieces, top to bottom, each left to right.
+
+    A piece joins the line whose nearest piece (in x) overlaps it vertically,
+    so a line written at a slant (a rotated photo) stays one line.
+    """
     lines: list[list[Piece]] = []
-    for p in sorted(pieces, key=lambda p: p.cy):
+    for p in sorted(pieces, key=lambda p: (p.x, p.y)):
+        best, best_overlap = None, 0.0
         for line in lines:
-            top = np.median([q.y for q in line])
-            bottom = np.median([q.y + q.h for q in line])
-            overlap = min(bottom, p.y + p.h) - max(top, p.y)
-            if overlap >= 0.4 * min(p.h, bottom - top):
-                line.append(p)
-                break
-        else:
+            q = line[-1]  # the line's rightmost piece so far
+            overlap = (min(q.y + q.h, p.y + p.h) - max(q.y, p.y)) / max(1, min(p.h, q.h))
+            gap = p.x - (q.x + q.w)
+            if overlap >= 0.35 and gap < 3 * max(p.h, q.h) and overlap > best_overlap:
+                best, best_overlap = line, overlap
+        if best is None:
             lines.append([p])
-    lines.sort(key=lambda line: min(q.y for q in line))
+        else:
+            best.append(p)
+    lines.sort(key=lambda line: float(np.median([q.cy for q in line])))
     return [sorted(line, key=lambda q: q.x) for line in lines]
 
 
@@ -149,11 +167,6 @@ def drop_marks(line: list[Piece]) -> list[Piece]:
 # --------------------------------------------------------------------------- touching digits
 
 
-def _crop(piece: Piece, ink: np.ndarray, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-    soft = ink[piece.y : piece.y + piece.h, piece.x + x0 : piece.x + x1]
-    return soft, piece.mask[:, x0:x1]
-
-
 def _sub_piece(piece: Piece, x0: int, x1: int) -> Piece | None:
     m = piece.mask[:, x0:x1]
     rows = np.flatnonzero(m.any(axis=1))
@@ -164,68 +177,127 @@ def _sub_piece(piece: Piece, x0: int, x1: int) -> Piece | None:
     )
 
 
-def candidate_cuts(piece: Piece, parts: int, keep: int = 3) -> list[list[int]]:
-    """Column positions to cut ``piece`` into ``parts``: thin spots of the ink profile."""
+def cut_candidates(piece: Piece, height: float, most: int = 28) -> list[int]:
+    """Columns where touching digits may meet: thin spots of the ink profile."""
     profile = piece.mask.sum(axis=0).astype(np.float32)
     profile = np.convolve(profile, np.ones(3) / 3, mode="same")
-    options = []
-    for k in range(1, parts):
-        centre = piece.w * k / parts
-        lo, hi = int(centre - 0.22 * piece.w / parts), int(centre + 0.22 * piece.w / parts) + 1
-        lo, hi = max(1, lo), min(piece.w - 1, hi)
-        cols = np.arange(lo, hi)
-        if len(cols) == 0:
-            return []
-        best = cols[np.argsort(profile[lo:hi], kind="stable")[:keep]]
-        options.append(sorted(set(best.tolist()) | {int(round(centre))}))
-    # every combination (few: parts <= 3, keep <= 4)
-    combos: list[list[int]] = [[]]
-    for opts in options:
-        combos = [c + [o] for c in combos for o in opts if not c or o > c[-1] + 2]
-    return combos
+    spacing = max(2, int(0.12 * height))
+    cols = []
+    for c in np.argsort(profile, kind="stable"):
+        if 0 < c < piece.w and all(abs(c - d) >= spacing for d in cols):
+            cols.append(int(c))
+        if len(cols) >= most:
+            break
+    # evenly spaced cuts too, for digits that overlap rather than touch at a thin spot
+    step = max(spacing, int(0.5 * height))
+    cols += [
+        c
+        for c in range(step, piece.w - spacing, step)
+        if all(abs(c - d) >= spacing // 2 for d in cols)
+    ]
+    return sorted(set(cols))
+
+
+def split_piece(
+    piece: Piece, height: float, ink: np.ndarray, classify: Classify, to_mnist: Callable
+) -> list[Piece]:
+    """Best segmentation of a wide piece into digits (dynamic programming over cuts).
+
+    Each candidate segment between two cuts is read by the classifier; the
+    segmentation with the highest sum of log-confidences wins, so a digit is
+    split only where the parts read better than the whole.
+    """
+    cuts = [0, *cut_candidates(piece, height), piece.w]
+    lo, hi = 0.18 * height, 1.35 * max(height, 1.0)
+    segs: dict[tuple[int, int], Piece] = {}
+    for i in range(len(cuts)):
+        for j in range(i + 1, len(cuts)):
+            width = cuts[j] - cuts[i]
+            if width > hi and not (i == 0 and j == len(cuts) - 1):
+                break
+            if width < lo:
+                continue
+            q = _sub_piece(piece, cuts[i], cuts[j])
+            if q is not None and q.h >= 0.35 * height:
+                segs[(i, j)] = q
+    if not segs:
+        return [piece]
+    keys = list(segs)
+    digits = np.stack(
+        [to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in segs.values()]
+    )
+    conf = classify(digits).max(axis=1)
+    score = dict(zip(keys, np.log(np.clip(conf, 1e-6, 1.0)), strict=True))
+    n = len(cuts)
+    best = [-np.inf] * n
+    back = [-1] * n
+    best[0] = 0.0
+    for j in range(1, n):
+        for i in range(j):
+            if (i, j) in score and best[i] > -np.inf and best[i] + score[(i, j)] > best[j]:
+                best[j], back[j] = best[i] + score[(i, j)], i
+    if best[-1] == -np.inf:
+        return [piece]
+    out, j = [], n - 1
+    while j > 0:
+        i = back[j]
+        out.append(segs[(i, j)])
+        j = i
+    return out[::-1]
 
 
 def split_touching(
     line: list[Piece], ink: np.ndarray, classify: Classify, to_mnist: Callable
 ) -> list[Piece]:
-    """Split pieces much wider than a digit, choosing the cut the classifier reads best."""
+    """Split pieces much wider than a digit of the line into the digits they hold."""
     if not line:
         return line
     height = digit_height(line)
-    widths = [p.w for p in line if p.h >= 0.5 * height]
-    typical = max(0.45 * height, float(np.median(widths)) if widths else 0.6 * height)
+    widths = [p.w for p in line if p.h >= 0.5 * height and p.w <= 1.1 * height]
+    typical = float(np.median(widths)) if widths else 0.65 * height
     out = []
     for p in line:
-        if p.w < 1.35 * typical or p.w < 0.8 * height:
+        if p.w >= max(1.4 * typical, 0.9 * height):
+            out.extend(split_piece(p, height, ink, classify, to_mnist))
+        else:
             out.append(p)
-            continue
-        best_parts, best_score = [p], _score([p], ink, classify, to_mnist)
-        max_parts = min(4, max(2, int(round(p.w / (0.75 * typical)))))
-        for parts in range(2, max_parts + 1):
-            for cuts in candidate_cuts(p, parts):
-                bounds = [0, *cuts, p.w]
-                pieces = [_sub_piece(p, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-                if any(q is None or q.h < 0.4 * height for q in pieces):
-                    continue
-                score = _score(pieces, ink, classify, to_mnist)  # type: ignore[arg-type]
-                if score > best_score + 0.05:
-                    best_parts, best_score = pieces, score  # type: ignore[assignment]
-        out.extend(best_parts)
     return out
 
 
-def _score(pieces: list[Piece], ink: np.ndarray, classify: Classify, to_mnist: Callable) -> float:
-    """Mean log-confidence per expected digit width: favours readable, digit-sized parts."""
-    digits = np.stack([to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in pieces])
-    conf = classify(digits).max(axis=1)
-    return float(np.mean(np.log(np.clip(conf, 1e-6, 1.0))))
+def ink_strength(piece: Piece, ink: np.ndarray) -> float:
+    """Mean ink of the piece's pixels: strokes are strong, shadow edges and smudges weak."""
+    return float(ink[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w][piece.mask].mean())
+
+
+def drop_weak(pieces: list[Piece], ink: np.ndarray, rel: float = 0.55) -> list[Piece]:
+    """Remove pieces whose ink is much fainter than the strongest piece's."""
+    if not pieces:
+        return pieces
+    strength = [ink_strength(p, ink) for p in pieces]
+    top = max(strength)
+    return [p for p, s in zip(pieces, strength, strict=True) if s >= rel * top]
+
+
+def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
+    """The one digit of a single-digit image: the biggest strong piece that is not a mark."""
+    pieces = merge_pieces(drop_specks(components(mask)))
+    pieces = [p for p in pieces if not (p.w > 3.0 * p.h)]  # flat: rules, dashes
+    pieces = drop_weak(pieces, ink)
+    if not pieces:
+        return None
+    return max(pieces, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
 
 
 def find_digits(
     mask: np.ndarray, ink: np.ndarray, classify: Classify, to_mnist: Callable
 ) -> list[list[Piece]]:
     """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
-    pieces = merge_pieces(drop_specks(components(mask)))
+    pieces = drop_weak(merge_pieces(drop_specks(components(mask))), ink)
+    if pieces:
+        height = digit_height(pieces)
+        pieces = merge_pieces(pieces, height)
+        # marks far smaller than the digits anywhere on the page
+        pieces = [p for p in pieces if p.h >= 0.4 * height]
     lines = [drop_marks(line) for line in group_lines(pieces)]
     lines = [split_touching(line, ink, classify, to_mnist) for line in lines if line]
     return [line for line in lines if line]
