@@ -259,8 +259,12 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
     rules = np.zeros_like(mask)
     for i in range(1, n):
-        bw, bh = stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]
-        if bh <= max(2, bw / 15):  # a rule: long and thin (a 7's bar is thick for its length)
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        # thickness of the ink around the run, column by column (median: digits crossing
+        # the line do not count); a rule is thin for its length, a 7's bar is not
+        pad = max(3, bw // 10)
+        band = mask[max(0, y - pad) : y + bh + pad, x : x + bw]
+        if float(np.median(band.sum(axis=0))) <= max(2.0, bw / 15):
             rules |= labels == i
     if not rules.any():
         return mask
