@@ -25,8 +25,8 @@ from .classifier import Classifier
 
 UNKNOWN = "?"
 # Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
-# is about 4%..40%. A preprocessed shape far outside it is a blob or a scribble.
-COVERAGE_RANGE = (0.025, 0.45)
+# is 3.3%..30%. A preprocessed shape far outside it is a blob or a scribble.
+COVERAGE_RANGE = (0.012, 0.36)
 
 
 @dataclass

@@ -1,0 +1,217 @@
+"""Reading real-looking images with the shipped model: digits, numbers, rejection, CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from inkdigits import synth
+from inkdigits.reader import Reader
+
+CLEAN = dict(background="white", dark=False, spacing="spaced", punctuation=False, rotation=0.0,
+             blur=0.0, noise=2.0, jpeg=0, stroke=0.0, height=60)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader()
+
+
+def paper(digit28, size=160, ink=(20, 20, 20), bg=(250, 250, 250)):
+    big = np.clip(cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC) / 255.0, 0, 1)
+    big = big[..., None]
+    return (np.array(bg) * (1 - big) + np.array(ink) * big).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "ink, bg",
+    [((20, 20, 20), (250, 250, 250)), ((30, 50, 170), (235, 222, 190)),
+     ((240, 240, 240), (20, 20, 20))],
+    ids=["black-on-white", "blue-on-beige", "white-on-black"],
+)  # fmt: skip
+def test_reads_mnist_digits_written_on_paper(reader, mnist, ink, bg):
+    x, y = mnist.test_images[:150], mnist.test_labels[:150]
+    got = [reader.read_digit(paper(img, ink=ink, bg=bg)).digit for img in x]
+    acc = float(np.mean([g == t for g, t in zip(got, y, strict=True)]))
+    assert acc >= 0.97
+
+
+def test_every_input_form_reads_the_same(reader, mnist, tmp_path):
+    rgb = paper(mnist.test_images[0])
+    p = tmp_path / "seven.png"
+    Image.fromarray(rgb).save(p)
+    results = [reader.read_digit(src) for src in (p, str(p), p.read_bytes(), Image.open(p), rgb)]
+    assert {r.digit for r in results} == {7}
+    assert len({round(r.confidence, 5) for r in results}) == 1
+
+
+def test_reads_clean_numbers_exactly(reader, mnist):
+    rng = np.random.default_rng(7)
+    ok = 0
+    for n in (2, 3, 4, 5, 6, 8, 10, 3, 4, 5):
+        s = synth.render(rng, mnist.test_images, mnist.test_labels, n, **CLEAN)
+        r = reader.read_number(s.image)
+        ok += r.number == s.label
+        xs = [d.box[0] for d in r.digits[0]] if r.digits else []
+        assert xs == sorted(xs)  # left to right
+    assert ok >= 9
+
+
+def test_punctuation_and_a_printed_line_are_not_digits(reader, mnist):
+    rng = np.random.default_rng(11)
+    ok = 0
+    for _ in range(6):
+        s = synth.render(rng, mnist.test_images, mnist.test_labels, 4,
+                         **{**CLEAN, "punctuation": True, "background": "check"})  # fmt: skip
+        ok += reader.read_number(s.image).number == s.label
+    assert ok >= 5
+
+
+def test_two_lines_give_two_numbers(reader, mnist):
+    rng = np.random.default_rng(3)
+    a = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)
+    b = synth.render(rng, mnist.test_images, mnist.test_labels, 4, **CLEAN)
+    w = max(a.image.shape[1], b.image.shape[1])
+    page = np.full((a.image.shape[0] + b.image.shape[0], w, 3), 250, np.uint8)
+    page[: a.image.shape[0], : a.image.shape[1]] = a.image
+    page[a.image.shape[0] :, : b.image.shape[1]] = b.image
+    r = reader.read_number(page)
+    print([[(d.digit, round(d.confidence, 3), d.reason) for d in row] for row in r.digits])
+    assert r.lines == [a.label, b.label]
+    assert r.number == f"{a.label}\n{b.label}"
+
+
+BLANKS = [np.full((240, 320, 3), 255, np.uint8), np.zeros((100, 100), np.uint8)]
+
+
+@pytest.mark.parametrize("blank", BLANKS, ids=["white", "black"])
+def test_blank_page_is_no_digit(reader, blank):
+    d = reader.read_digit(blank)
+    assert d.digit is None and d.reason.startswith("no digit found") and d.text == "?"
+    n = reader.read_number(blank)
+    assert n.number == "" and n.digits == [] and n.reason.startswith("no digit found")
+
+
+def test_solid_blob_is_not_a_digit(reader):
+    img = np.full((200, 200), 255, np.uint8)
+    cv2.circle(img, (100, 100), 70, 0, -1)
+    d = reader.read_digit(img)
+    assert d.digit is None and "not a digit" in d.reason
+
+
+def test_min_confidence_turns_guesses_into_unknowns(mnist):
+    sure = Reader(min_confidence=0.0).read_digit(paper(mnist.test_images[0]))
+    assert sure.digit == 7 and sure.reason is None
+    strict = Reader(min_confidence=1.0).read_digit(paper(mnist.test_images[0]))
+    assert strict.digit is None and "not sure" in strict.reason
+    assert strict.probabilities == pytest.approx(sure.probabilities)
+    with pytest.raises(ValueError):
+        Reader(min_confidence=1.5)
+
+
+def test_confidences_are_calibrated_probabilities(reader, mnist):
+    d = reader.read_digit(paper(mnist.test_images[1]))
+    assert sum(d.probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert d.confidence == max(d.probabilities)
+
+
+def test_shift_and_scale_rarely_change_what_is_read(reader, mnist):
+    rng = np.random.default_rng(5)
+    agree = []
+    for i in range(120):
+        digit = mnist.test_images[i]
+        ref = reader.read_digit(paper(digit)).digit
+        size = int(rng.integers(40, 400))
+        canvas = np.full((size * 2, size * 3, 3), 250, np.uint8)
+        y, x = int(rng.integers(0, size)), int(rng.integers(0, 2 * size))
+        canvas[y : y + size, x : x + size] = paper(digit, size)
+        agree.append(reader.read_digit(canvas).digit == ref)
+    assert np.mean(agree) >= 0.97
+
+
+def test_reading_imports_no_tensorflow():
+    code = ("import sys, numpy as np; from inkdigits import Reader; "
+            "Reader().read_number(np.full((50, 80), 255, np.uint8)); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def folder(tmp_path, mnist):
+    d = tmp_path / "in"
+    d.mkdir()
+    Image.fromarray(paper(mnist.test_images[0])).save(d / "a_seven.png")
+    rng = np.random.default_rng(1)
+    s = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)
+    Image.fromarray(s.image).save(d / "b_number.jpg", quality=95)
+    (d / "c_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    (d / "d_empty.png").write_bytes(b"")
+    (d / "notes.txt").write_text("not an image, not picked from a folder")
+    return d, s.label
+
+
+def test_read_folder_goes_on_after_bad_files(run_cli, folder, tmp_path):
+    d, label = folder
+    code, out, err = run_cli("read", d, "--annotate", tmp_path / "ann")
+    lines = out.strip().splitlines()
+    assert code == 1 and "2 of 4 files could not be read" in err
+    assert len(lines) == 4
+    assert lines[0].startswith(f"{d / 'a_seven.png'}: 7  confidence")
+    assert lines[1].startswith(f"{d / 'b_number.jpg'}: {label}  confidence")
+    assert "c_broken.png: error: not an image" in lines[2]
+    assert "d_empty.png: error: empty file" in lines[3]
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == [
+        "a_seven.annotated.png", "b_number.annotated.png"]  # fmt: skip
+    with Image.open(tmp_path / "ann" / "b_number.annotated.png") as im:
+        assert im.size[0] > 100
+
+
+def test_read_json_fields(run_cli, folder):
+    d, label = folder
+    code, out, _ = run_cli("read", d / "a_seven.png", d / "b_number.jpg", d / "c_broken.png",
+                           "--json")  # fmt: skip
+    rows = [json.loads(line) for line in out.strip().splitlines()]
+    assert code == 1
+    assert set(rows[0]) == {"file", "mode", "digit", "confidence", "probabilities", "box", "reason"}
+    assert (
+        rows[0]["mode"] == "digit" and rows[0]["digit"] == 7 and len(rows[0]["probabilities"]) == 10
+    )
+    assert set(rows[1]) == {"file", "mode", "number", "lines", "confidence", "digits", "reason"}
+    assert rows[1]["number"] == label and len(rows[1]["digits"][0]) == len(label)
+    assert all(len(dg["box"]) == 4 for dg in rows[1]["digits"][0])
+    assert set(rows[2]) == {"file", "error"}
+
+
+def test_read_glob_and_predict(run_cli, folder):
+    d, _ = folder
+    code, out, _ = run_cli("read", str(d / "a_*.png"), "--mode", "digit")
+    assert code == 0 and ": 7  confidence" in out
+    code, out, _ = run_cli("predict", "--image", d / "a_seven.png")
+    assert code == 0 and out.strip().endswith("%") and ": 7  confidence" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["read", "nowhere/*.png"], "no such file"),
+    (["read", "x.png", "--min-confidence", "2"], "--min-confidence must lie in [0, 1]"),
+    (["read", "x.png", "--mode", "letters"], "invalid choice"),
+])  # fmt: skip
+def test_read_cli_errors(run_cli, argv, message):
+    code, out, err = run_cli(*argv)
+    assert code in (1, 2) and message in (out + err) and "Traceback" not in err
+
+
+def test_bytes_in_memory(reader, mnist):
+    buf = io.BytesIO()
+    Image.fromarray(paper(mnist.test_images[2])).save(buf, format="JPEG", quality=90)
+    assert reader.read_digit(buf.getvalue()).digit == int(mnist.test_labels[2])
