@@ -1,7 +1,7 @@
 # inkdigits: two-command setup. Every target creates .venv and installs what it
 # needs, pinned by constraints.txt, so a fresh machine gets the tested versions.
 #
-#   make demo    read digits with the shipped model (core install only, no TensorFlow)
+#   make demo    read MNIST digits and the example photos with the shipped model (no TensorFlow)
 #   make test    install everything and run the whole test suite
 #   make train   retrain the shipped default model (inkdigits-cnn, same recipe and seed)
 #   make bench   run the benchmarks under bench/ (results go to docs/BENCHMARKS.md)
@@ -39,7 +39,7 @@ $(VENV)/.all: $(BIN)/python $(DEPS)
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
-	$(BIN)/inkdigits demo --out out/demo
+	$(BIN)/inkdigits demo --out out/demo --examples examples
 
 test: $(VENV)/.all
 	$(BIN)/ruff check src tests bench

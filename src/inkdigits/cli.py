@@ -450,6 +450,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {mark} true {label}  read {pred}  confidence {100 * conf:5.1f}%")
     print(f"read {len(result.labels)} MNIST test digits, {result.correct} correct")
     print(f"grid written to {result.grid_path}")
+    if args.examples:
+        from .demo import read_examples
+
+        print(f"\nreading the example images in {args.examples}:")
+        for ex in read_examples(args.examples, args.out):
+            want = f"  (written: {ex.expected})" if ex.expected is not None else ""
+            print(
+                f"  {ex.file.name:24s} read {ex.read:12s} confidence {100 * ex.confidence:5.1f}%{want}"
+            )
+        print(f"annotated copies written to {args.out}/")
     return 0
 
 
@@ -459,6 +469,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--count", type=positive_int, default=20, help="digits to read (default 20)")
     p.add_argument("--seed", type=int, default=0, help="which random digits (default 0)")
+    p.add_argument("--examples", metavar="DIR", help="also read the images in DIR, annotated")
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
     p.set_defaults(func=cmd_demo)
 
@@ -504,6 +515,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inkdigits: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `inkdigits read ... | head`: the reader went away; not an error
+        sys.stderr.close()
+        return 0
     except (InkdigitsError, ConfigError) as exc:
         if args.debug:
             raise

@@ -57,6 +57,43 @@ def draw_grid(
     return grid
 
 
+@dataclass
+class ExampleRead:
+    """One example image read by the demo."""
+
+    file: Path
+    expected: str | None
+    read: str
+    confidence: float
+    annotated: Path
+
+
+def read_examples(folder: str | Path, out_dir: str | Path) -> list[ExampleRead]:
+    """Read every image in ``folder`` (auto mode) and write annotated copies to ``out_dir``."""
+    import csv
+
+    from .annotate import write_annotated
+    from .preprocessing import load_image
+    from .reader import Reader
+
+    folder, out = Path(folder), Path(out_dir)
+    labels = {}
+    if (folder / "labels.csv").is_file():
+        with open(folder / "labels.csv", newline="") as fh:
+            labels = {r["file"]: r["label"] for r in csv.DictReader(fh)}
+    reader = Reader()
+    results = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in {".png", ".jpg", ".jpeg"}:
+            continue
+        rgb = load_image(path)
+        result = reader.read(rgb, "auto")
+        text = result.text if hasattr(result, "text") else " / ".join(result.lines) or "?"
+        ann = write_annotated(rgb, result, out / f"{path.stem}.annotated.png")
+        results.append(ExampleRead(path, labels.get(path.name), text, result.confidence, ann))
+    return results
+
+
 def run_demo(
     out_dir: str | Path, count: int = 20, seed: int = 0, data_dir: str | None = None
 ) -> DemoResult:

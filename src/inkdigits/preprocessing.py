@@ -203,6 +203,11 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     return bg
 
 
+def _strength(ink: np.ndarray) -> float:
+    """How strongly the top 0.5% of an ink map stands out (robust to a few hot pixels)."""
+    return float(np.percentile(ink, 99.5))
+
+
 def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     """RGB uint8 -> ink in [0, 1] (high = ink), polarity and shadows normalised."""
     h, w = rgb.shape[:2]
@@ -214,16 +219,19 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     f = rgb.astype(np.float32) / 255.0
     dark = f.min(axis=2)  # coloured ink (blue, red) is dark in its weakest channel
     light = f.max(axis=2)
-    # Polarity: the background is what most of the image is. Light ink on a dark
-    # background has a dark median.
-    inverted = float(np.median(light)) < 0.45
-    if inverted:
-        bg = _background(light, dark_ink=False)
-        ink = (light - bg) / np.maximum(1.0 - bg, 0.15)
-    else:
-        bg = _background(dark, dark_ink=True)
-        ink = 1.0 - dark / np.maximum(bg, 0.15)
-    ink = np.clip(ink, 0.0, 1.0).astype(np.float32)
+    # Both readings, each against its own local background (so shadows and
+    # lighting cancel): dark ink on light paper, and light ink on a dark board.
+    bg_dark = _background(dark, dark_ink=True)
+    bg_light = _background(light, dark_ink=False)
+    # Polarity: a dark page holds light ink; on a mid-grey page (a board, a screen)
+    # the side whose strongest pixels stand out clearly more from their local
+    # background (raw contrast: noise on white paper must not look like chalk) wins.
+    rise, fall = _strength(light - bg_light), _strength(bg_dark - dark)
+    inverted = float(np.median(light)) < 0.45 or (rise > 0.15 and rise > 1.25 * fall)
+    # Ink relative to the local background, so shadows and lighting cancel out.
+    ink_dark = np.clip((bg_dark - dark) / np.maximum(bg_dark, 0.15), 0, 1)  # 0 on a black page
+    ink_light = np.clip((light - bg_light) / np.maximum(1.0 - bg_light, 0.15), 0, 1)
+    ink = (ink_light if inverted else ink_dark).astype(np.float32)
     if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep every pixel
         ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
     return InkMap(ink, scale, inverted)
@@ -357,6 +365,43 @@ def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     ys1, xs1 = min(MNIST_SIZE, oy + MNIST_BOX), min(MNIST_SIZE, ox + MNIST_BOX)
     out[ys0:ys1, xs0:xs1] = box[ys0 - oy : ys1 - oy, xs0 - ox : xs1 - ox]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def solid_blob(rgb: np.ndarray) -> bool:
+    """True if the image's main dark (or light) shape is a solid blob, not a stroke.
+
+    Background correction turns a filled shape larger than its kernel into a
+    ring (which reads like a 0), so blobs are judged on a global threshold of
+    the raw image: a large, hole-free shape filling most of its box.
+    """
+    small = (
+        rgb
+        if max(rgb.shape[:2]) <= 256
+        else cv2.resize(
+            rgb,
+            None,
+            fx=256 / max(rgb.shape[:2]),
+            fy=256 / max(rgb.shape[:2]),
+            interpolation=cv2.INTER_AREA,
+        )
+    )
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    if int(grey.max()) - int(grey.min()) < 50:
+        return False
+    _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if mask.mean() > 0.5:  # the minority is the object
+        mask = 1 - mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n < 2:
+        return False
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if area < 0.02 * mask.size or not 0.4 <= w / h <= 2.5:
+        return False
+    shape = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+    contours, hierarchy = cv2.findContours(shape, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    holes = sum(1 for hrow in hierarchy[0] if hrow[3] >= 0) if hierarchy is not None else 0
+    return holes == 0 and area / (w * h) > 0.7
 
 
 @dataclass

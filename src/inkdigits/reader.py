@@ -124,14 +124,16 @@ class Reader:
         )
 
     def read_digit(self, image: pre.ImageLike) -> DigitResult:
-        """Read one digit: all the ink in the image is taken as that digit."""
-        prepared = pre.preprocess(image, self.max_pixels)
+        """Read one digit: the main piece of ink in the image is taken as that digit."""
+        rgb = pre.load_image(image, self.max_pixels)
+        prepared = pre.preprocess(rgb, self.max_pixels)
         if prepared.box is None:
             return DigitResult(
                 None, 0.0, [0.0] * 10, None, "no digit found (no ink)", prepared.digit
             )
         probs = self.classify(prepared.digit[None])[0]
-        return self._result(prepared.digit, probs, prepared.box, not_a_digit(prepared.digit))
+        gate = "not a digit (a solid blob)" if pre.solid_blob(rgb) else not_a_digit(prepared.digit)
+        return self._result(prepared.digit, probs, prepared.box, gate)
 
     def read_number(self, image: pre.ImageLike) -> NumberResult:
         """Read every digit, line by line, left to right."""
