@@ -456,9 +456,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nreading the example images in {args.examples}:")
         for ex in read_examples(args.examples, args.out):
             want = f"  (written: {ex.expected})" if ex.expected is not None else ""
-            print(
-                f"  {ex.file.name:24s} read {ex.read:12s} confidence {100 * ex.confidence:5.1f}%{want}"
-            )
+            conf = f"confidence {100 * ex.confidence:5.1f}%"
+            print(f"  {ex.file.name:24s} read {ex.read:12s} {conf}{want}")
         print(f"annotated copies written to {args.out}/")
     return 0
 
