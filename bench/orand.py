@@ -42,7 +42,7 @@ def main() -> None:
     fails, seconds = [], []
     for row in rows:
         t = time.perf_counter()
-        got = reader.read_number(args.dir / "images" / row["file"]).number.replace("\n", "")
+        got = reader.read_number(args.dir / row["file"]).number.replace("\n", "")
         seconds.append(time.perf_counter() - t)
         ok = got == row["label"]
         results["all"].append(ok)

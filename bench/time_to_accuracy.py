@@ -34,6 +34,19 @@ def child(args: argparse.Namespace) -> None:
     from inkdigits._backend import keras
     from inkdigits.config import TrainConfig
 
+    if args.width:  # a fast-cnn variant, registered for this run only
+        import dataclasses
+        import functools
+
+        from inkdigits import models
+
+        base = models.REGISTRY["fast-cnn"]
+        name = f"fast-cnn-w{args.width}-h{args.hidden}"
+        builder = functools.partial(models.fast_cnn, args.width, args.hidden)
+        models.REGISTRY[name] = dataclasses.replace(
+            base, name=name, builder=builder, params=builder().count_params()
+        )
+        args.model = name
     cfg = training.resolve(
         TrainConfig(
             model=args.model,
@@ -91,6 +104,8 @@ def main() -> None:
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--precision", default="auto")
     p.add_argument("--checks-per-epoch", type=int, default=4)
+    p.add_argument("--width", type=int, default=0, help="fast-cnn variant: first-layer width")
+    p.add_argument("--hidden", type=int, default=0, help="fast-cnn variant: hidden dense units")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()

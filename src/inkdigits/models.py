@@ -183,18 +183,20 @@ def inkdigits_cnn() -> keras.Model:
     return keras.Model(inputs, _head(x, "probs"), name="inkdigits_cnn")
 
 
-def fast_cnn() -> keras.Model:
-    """A small CNN tuned for time-to-accuracy (99% in about one epoch on 2 cores)."""
+def fast_cnn(width: int = 16, hidden: int = 0) -> keras.Model:
+    """A small CNN tuned for time-to-accuracy (99% in a couple of epochs on 2 cores)."""
     inputs = keras.Input(INPUT_SHAPE, name="input")
     # Fast-moving batch-norm statistics: a run of one or two epochs must not
     # evaluate with running averages that still remember the first steps.
-    x = _conv_bn(inputs, 16, name="c1", momentum=0.9)  # (B, 28, 28, 16)
-    x = layers.MaxPooling2D(2)(x)  # (B, 14, 14, 16)
-    x = _conv_bn(x, 32, name="c2", momentum=0.9)
-    x = layers.MaxPooling2D(2)(x)  # (B, 7, 7, 32)
-    x = _conv_bn(x, 64, name="c3", momentum=0.9)
-    x = layers.MaxPooling2D(2)(x)  # (B, 3, 3, 64)
-    x = layers.Flatten()(x)  # (B, 576)
+    x = _conv_bn(inputs, width, name="c1", momentum=0.9)  # (B, 28, 28, w)
+    x = layers.MaxPooling2D(2)(x)  # (B, 14, 14, w)
+    x = _conv_bn(x, 2 * width, name="c2", momentum=0.9)
+    x = layers.MaxPooling2D(2)(x)  # (B, 7, 7, 2w)
+    x = _conv_bn(x, 4 * width, name="c3", momentum=0.9)
+    x = layers.MaxPooling2D(2)(x)  # (B, 3, 3, 4w)
+    x = layers.Flatten()(x)  # (B, 36w)
+    if hidden:
+        x = layers.Dense(hidden, activation="relu")(x)
     return keras.Model(inputs, _head(x, "probs"), name="fast_cnn")
 
 
