@@ -41,6 +41,7 @@ STROKE_THIN, STROKE_THIN_TO = 0.06, 0.09  # thinner strokes are thickened to 0.0
 STROKE_THICK, STROKE_THICK_TO = 0.28, 0.20  # thicker strokes are thinned to 0.20
 INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
+POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
 
 
 class ImageError(InkdigitsError):
@@ -203,11 +204,6 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     return bg
 
 
-def _strength(ink: np.ndarray) -> float:
-    """How strongly the top 0.5% of an ink map stands out (robust to a few hot pixels)."""
-    return float(np.percentile(ink, 99.5))
-
-
 def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     """RGB uint8 -> ink in [0, 1] (high = ink), polarity and shadows normalised."""
     h, w = rgb.shape[:2]
@@ -223,11 +219,14 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # lighting cancel): dark ink on light paper, and light ink on a dark board.
     bg_dark = _background(dark, dark_ink=True)
     bg_light = _background(light, dark_ink=False)
-    # Polarity: a dark page holds light ink; on a mid-grey page (a board, a screen)
-    # the side whose strongest pixels stand out clearly more from their local
-    # background (raw contrast: noise on white paper must not look like chalk) wins.
-    rise, fall = _strength(light - bg_light), _strength(bg_dark - dark)
-    inverted = float(np.median(light)) < 0.45 or (rise > 0.15 and rise > 1.25 * fall)
+    # Polarity: a dark page holds light ink. On a mid-grey page (a board, a screen)
+    # count the pixels clearly lighter than their local page and those clearly
+    # darker: strokes are many such pixels of one kind; shadow edges give a few of
+    # both kinds, and the gaps inside a bright digit only a few dark ones.
+    c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
+    rise = int(np.count_nonzero((light - bg_light > c) & (light - np.median(light) > c)))
+    fall = int(np.count_nonzero((bg_dark - dark > c) & (np.median(dark) - dark > c)))
+    inverted = float(np.median(light)) < 0.45 or rise > 1.5 * max(fall, 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
     ink_dark = np.clip((bg_dark - dark) / np.maximum(bg_dark, 0.15), 0, 1)  # 0 on a black page
     ink_light = np.clip((light - bg_light) / np.maximum(1.0 - bg_light, 0.15), 0, 1)

@@ -349,6 +349,8 @@ def train(
     prepare_output_dir(out, resume)
     if resume:
         cfg = TrainConfig.load(out / "config.json")
+        if config.data_dir:  # the data may have moved since the run started
+            cfg.data_dir = config.data_dir
         state = RunState.load(out)
     else:
         cfg = resolve(config)
