@@ -51,12 +51,16 @@ train: $(VENV)/.all
 	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
 	@echo "shipped $(TRAIN_OUT)/model.onnx -> src/inkdigits/weights/"
 
-# The figures in docs/BENCHMARKS.md (about 15 minutes on 2 cores).
+# The figures in docs/BENCHMARKS.md (about 25 minutes on 2 cores; orand.py needs
+# ../shared/data/orand-car-a-dev or --dir).
 bench: $(VENV)/.all
 	$(BIN)/python bench/onnx_speed.py
-	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --model fast-cnn --epochs 2 --seeds 0 1 2
-	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 4 --no-augment --seeds 0 1 2
+	$(BIN)/python bench/read_latency.py
+	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --width 24 --hidden 128 --epochs 2 --seeds 0 1 2
+	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 3 --no-augment --seeds 0
 	$(BIN)/python bench/seed_cnn.py --seeds 0
+	$(BIN)/python bench/realworld.py --digits 2000 --numbers 500
+	$(BIN)/python bench/orand.py
 
 lint: $(VENV)/.all
 	$(BIN)/ruff check src tests bench

@@ -137,8 +137,9 @@ def main() -> None:
             flush=True,
         )
         times.append(r["seconds"] if r["reached"] else float("inf"))
+    label = f"fast-cnn width {args.width} hidden {args.hidden}" if args.width else args.model
     print(
-        f"{args.model}: median time to {100 * args.target:.2f}% test accuracy over seeds "
+        f"{label}: median time to {100 * args.target:.2f}% test accuracy over seeds "
         f"{args.seeds}: {statistics.median(times):.1f} s"
     )
 
