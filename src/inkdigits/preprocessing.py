@@ -212,9 +212,12 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         rgb = cv2.resize(
             rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
         )
-    f = rgb.astype(np.float32) / 255.0
-    dark = f.min(axis=2)  # coloured ink (blue, red) is dark in its weakest channel
-    light = f.max(axis=2)
+    r, g, b = cv2.split(np.ascontiguousarray(rgb))
+    # coloured ink (blue, red) is dark in its weakest channel
+    dark = cv2.min(cv2.min(r, g), b).astype(np.float32) * np.float32(1 / 255)
+    light = cv2.max(cv2.max(r, g), b).astype(np.float32) * np.float32(1 / 255)
+    med_light = float(np.median(light[::3, ::3]))  # the page's level (a subsample suffices)
+    med_dark = float(np.median(dark[::3, ::3]))
     # Both readings, each against its own local background (so shadows and
     # lighting cancel): dark ink on light paper, and light ink on a dark board.
     bg_dark = _background(dark, dark_ink=True)
@@ -224,9 +227,9 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # darker: strokes are many such pixels of one kind; shadow edges give a few of
     # both kinds, and the gaps inside a bright digit only a few dark ones.
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
-    rise = int(np.count_nonzero((light - bg_light > c) & (light - np.median(light) > c)))
-    fall = int(np.count_nonzero((bg_dark - dark > c) & (np.median(dark) - dark > c)))
-    inverted = float(np.median(light)) < 0.45 or rise > 1.5 * max(fall, 20)
+    rise = int(np.count_nonzero((light - bg_light > c) & (light - med_light > c)))
+    fall = int(np.count_nonzero((bg_dark - dark > c) & (med_dark - dark > c)))
+    inverted = med_light < 0.45 or rise > 1.5 * max(fall, 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
     ink_dark = np.clip((bg_dark - dark) / np.maximum(bg_dark, 0.15), 0, 1)  # 0 on a black page
     ink_light = np.clip((light - bg_light) / np.maximum(1.0 - bg_light, 0.15), 0, 1)

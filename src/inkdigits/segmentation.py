@@ -44,11 +44,11 @@ class Piece:
         return self.y + self.h / 2
 
 
-def components(mask: np.ndarray) -> list[Piece]:
-    """8-connected components of a binary mask."""
+def components(mask: np.ndarray, min_area: int = 4) -> list[Piece]:
+    """8-connected components of a binary mask (single pixels of noise skipped early)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     out = []
-    for i in range(1, n):
+    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1:
         x, y, w, h, _area = (int(v) for v in stats[i])
         out.append(Piece(x, y, w, h, labels[y : y + h, x : x + w] == i))
     return out
