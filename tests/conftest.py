@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from inkdigits import cli, data
@@ -31,6 +33,14 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_dir: Path) -> data.Mnist:
     return data.load_mnist(mnist_dir, download_if_missing=False)
+
+
+def paper(digit28: np.ndarray, size: int = 200, ink=(20, 20, 20), bg=(255, 255, 255)) -> np.ndarray:
+    """An MNIST digit as ink on paper, scaled up to size x size: RGB uint8."""
+    big = cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    big = np.clip(big, 0, 1)[..., None]
+    out = np.array(bg, np.float32) * (1 - big) + np.array(ink, np.float32) * big
+    return out.astype(np.uint8)
 
 
 # A real training run, small enough for the suite: 1 epoch on 2,000 images.

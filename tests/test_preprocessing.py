@@ -9,6 +9,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from conftest import paper
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -27,14 +28,6 @@ def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
 def seven(mnist) -> np.ndarray:
     """An MNIST test 7 (index 0), white on black, 28x28."""
     return mnist.test_images[0]
-
-
-def paper(digit28: np.ndarray, size: int = 200, ink=(20, 20, 20), bg=(255, 255, 255)) -> np.ndarray:
-    """The digit as dark ink on paper, scaled up: RGB uint8."""
-    big = cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
-    big = np.clip(big, 0, 1)[..., None]
-    out = np.array(bg, np.float32) * (1 - big) + np.array(ink, np.float32) * big
-    return out.astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- input forms

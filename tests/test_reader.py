@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import conftest
 import cv2
 import numpy as np
 import pytest
@@ -25,9 +26,7 @@ def reader():
 
 
 def paper(digit28, size=160, ink=(20, 20, 20), bg=(250, 250, 250)):
-    big = np.clip(cv2.resize(digit28, (size, size), interpolation=cv2.INTER_CUBIC) / 255.0, 0, 1)
-    big = big[..., None]
-    return (np.array(bg) * (1 - big) + np.array(ink) * big).astype(np.uint8)
+    return conftest.paper(digit28, size, ink, bg)
 
 
 @pytest.mark.parametrize(

@@ -88,15 +88,18 @@ class Classifier:
             return x.astype(np.float32) * np.float32(self.scale)
         return x.astype(np.float32)
 
-    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Calibrated probabilities (N, 10) for uint8 (N, 28, 28) or float (N, 28, 28, 1) input."""
+    def predict_raw(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """The model's own probabilities (N, 10), before temperature scaling."""
         x = self.to_input(images)
         out = [
             self.session.run(None, {self.input_name: x[i : i + batch_size]})[0]
             for i in range(0, len(x), batch_size)
         ]
-        probs = np.concatenate(out) if out else np.zeros((0, 10), np.float32)
-        return apply_temperature(probs, self.temperature)
+        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Calibrated probabilities (N, 10) for uint8 (N, 28, 28) or float (N, 28, 28, 1) input."""
+        return apply_temperature(self.predict_raw(images, batch_size), self.temperature)
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:

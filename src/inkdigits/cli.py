@@ -246,16 +246,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:  # evaluating on validation: never fit the temperature on the same digits
         images, labels, val = splits.x_val, splits.y_val, None
     if args.calibrate:
-        p_val = pred.predict(splits.x_val)
-        t = evaluation.fit_temperature(p_val, splits.y_val)
-        before = evaluation.expected_calibration_error(p_val, splits.y_val)
-        after = evaluation.expected_calibration_error(
-            evaluation.apply_temperature(p_val, t), splits.y_val
-        )
-        card_path = evaluation.write_calibration(pred, t, before, after)
+        cal = evaluation.calibration_record(pred.predict(splits.x_val), splits.y_val)
+        card_path = evaluation.write_calibration(pred, cal)
         print(
-            f"temperature {t:.4f} fitted on validation (ECE {100 * before:.2f}% -> "
-            f"{100 * after:.2f}%), stored in {card_path}"
+            f"temperature {cal['temperature']:.4f} fitted on validation (ECE "
+            f"{100 * cal['val_ece_before']:.2f}% -> {100 * cal['val_ece_after']:.2f}%), "
+            f"stored in {card_path}"
         )
     ev = evaluation.evaluate(
         pred, images, labels, split=args.split, val=val, tta=args.tta, ensemble=members
@@ -388,8 +384,7 @@ def _format_result(path: Path, result, as_json: bool) -> str:
         return json.dumps({"file": str(path), "mode": "number", **result.to_dict()})
     if not result.digits:
         return f"{path}: ? ({result.reason})"
-    shown = " / ".join(result.lines)
-    return f"{path}: {shown}  confidence {100 * result.confidence:.1f}%"
+    return f"{path}: {result.text}  confidence {100 * result.confidence:.1f}%"
 
 
 def _add_read(sub: argparse._SubParsersAction) -> None:

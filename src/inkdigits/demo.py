@@ -88,9 +88,10 @@ def read_examples(folder: str | Path, out_dir: str | Path) -> list[ExampleRead]:
             continue
         rgb = load_image(path)
         result = reader.read(rgb, "auto")
-        text = result.text if hasattr(result, "text") else " / ".join(result.lines) or "?"
         ann = write_annotated(rgb, result, out / f"{path.stem}.annotated.png")
-        results.append(ExampleRead(path, labels.get(path.name), text, result.confidence, ann))
+        results.append(
+            ExampleRead(path, labels.get(path.name), result.text, result.confidence, ann)
+        )
     return results
 
 

@@ -193,16 +193,7 @@ def load_predictor(model: str | os.PathLike[str] | None = None) -> Predictor:
     if path.suffix == ".onnx":
         clf = Classifier(path)
         _check_input_shape(clf.session.get_inputs()[0].shape, path)
-
-        def run_onnx(x: np.ndarray) -> np.ndarray:
-            return np.concatenate(
-                [
-                    clf.session.run(None, {clf.input_name: x[i : i + 1024]})[0]
-                    for i in range(0, len(x), 1024)
-                ]
-            )
-
-        return Predictor(path, "onnx", run_onnx, clf.card, run_dir=run_dir)
+        return Predictor(path, "onnx", clf.predict_raw, clf.card, run_dir=run_dir)
     if path.suffix == ".keras":
         from .training import load_keras
 
@@ -322,23 +313,27 @@ def evaluate(
     return Evaluation(predictor, split, images, labels, probs, calibrated, temperature, results)
 
 
-def write_calibration(
-    predictor: Predictor, temperature: float, ece_before: float, ece_after: float
-) -> Path:
-    """Store a fitted temperature in the model's card.json (atomically)."""
+def calibration_record(p_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+    """Temperature scaling fitted on validation probabilities: the card's ``calibration``."""
+    t = fit_temperature(p_val, y_val)
+    return {
+        "temperature": round(t, 5),
+        "fitted": True,
+        "fitted_on": "validation split",
+        "val_ece_before": round(expected_calibration_error(p_val, y_val), 5),
+        "val_ece_after": round(expected_calibration_error(apply_temperature(p_val, t), y_val), 5),
+    }
+
+
+def write_calibration(predictor: Predictor, record: dict[str, Any]) -> Path:
+    """Store a :func:`calibration_record` in the model's card.json (atomically)."""
     from .config import write_json_atomic
 
     card_path = predictor.path.with_name("card.json")
     if not card_path.is_file():
         raise ModelError(f"{predictor.path}: no card.json beside it to store the temperature in")
     card = json.loads(card_path.read_text())
-    card["calibration"] = {
-        "temperature": round(float(temperature), 5),
-        "fitted": True,
-        "fitted_on": "validation split",
-        "val_ece_before": round(float(ece_before), 5),
-        "val_ece_after": round(float(ece_after), 5),
-    }
+    card["calibration"] = record
     write_json_atomic(card_path, card)
     predictor.card = card
     return card_path

@@ -432,13 +432,14 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     keep[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w] = piece.mask
     digit = to_mnist(im.ink, keep)
     ys, xs = np.nonzero(keep)
-    box = _to_original(
+    box = to_original(
         (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1), im.scale
     )
     return Prepared(digit, box, im.inverted)
 
 
-def _to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
+    """A box (x, y, w, h) at working resolution -> the same box in original pixels."""
     x, y, w, h = box
     s = 1.0 / scale
     return (

@@ -72,6 +72,11 @@ class NumberResult:
         return "\n".join(self.lines)
 
     @property
+    def text(self) -> str:
+        """For display on one line: the lines joined by ' / ', or '?' if nothing was found."""
+        return " / ".join(self.lines) or UNKNOWN
+
+    @property
     def confidence(self) -> float:
         """Probability that every digit is right: the product of the digit confidences."""
         confs = [d.confidence for line in self.digits for d in line]
@@ -153,7 +158,7 @@ class Reader:
         for line in lines:
             row = []
             for p in line:
-                box = pre._to_original(p.box, im.scale)
+                box = pre.to_original(p.box, im.scale)
                 row.append(self._result(crops[k], probs[k], box, not_a_digit(crops[k])))
                 k += 1
             digits.append(row)

@@ -401,6 +401,7 @@ def finalize(
 ) -> dict[str, Any]:
     """Evaluate best.keras on validation and test, export ONNX, write card.json."""
     from . import export
+    from .evaluation import calibration_record, log_loss
 
     best = load_keras(out / "best.keras")
     x_val, x_test = to_model_input(splits.x_val), to_model_input(splits.x_test)
@@ -418,7 +419,7 @@ def finalize(
     }
     onnx_info = export.export_onnx(best, out / "model.onnx", cfg.model, x_test[:256])
     card = make_card(cfg, state, best, metrics, onnx_info, splits)
-    card["calibration"] = calibrate(p_val, splits.y_val)
+    card["calibration"] = calibration_record(p_val, splits.y_val)
     write_json_atomic(out / "card.json", card)
     print(
         f"done  best epoch {state.best_epoch}  val_acc {100 * metrics['val_accuracy']:.2f}%  "
@@ -431,28 +432,8 @@ def finalize(
     return card
 
 
-def calibrate(p_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
-    """Temperature scaling fitted on the validation split, for the model card."""
-    from .classifier import apply_temperature
-    from .evaluation import expected_calibration_error, fit_temperature
-
-    t = fit_temperature(p_val, y_val)
-    return {
-        "temperature": round(t, 5),
-        "fitted": True,
-        "fitted_on": "validation split",
-        "val_ece_before": round(expected_calibration_error(p_val, y_val), 5),
-        "val_ece_after": round(expected_calibration_error(apply_temperature(p_val, t), y_val), 5),
-    }
-
-
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == labels).mean())
-
-
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(labels)), labels.astype(np.int64)], 1e-12, 1.0)
-    return float(-np.log(p).mean())
 
 
 def make_card(
