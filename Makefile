@@ -2,7 +2,8 @@
 # needs, pinned by constraints.txt, so a fresh machine gets the tested versions.
 #
 #   make demo    read MNIST digits and the example photos with the shipped model (no TensorFlow)
-#   make test    install everything and run the whole test suite
+#   make test    install everything (Python packages, Debian's chromium) and run every test
+#   make serve   the drawing pad and REST API on http://127.0.0.1:8000/
 #   make train   retrain the shipped default model (inkdigits-cnn, same recipe and seed)
 #   make bench   run the benchmarks under bench/ (results go to docs/BENCHMARKS.md)
 
@@ -22,7 +23,7 @@ ifeq ($(INKDIGITS_DATA_DIR),)
   endif
 endif
 
-.PHONY: demo test train bench lint clean
+.PHONY: demo test serve train bench lint clean
 
 # Where `make train` writes its run (a new folder each time; nothing is overwritten).
 TRAIN_OUT := runs/inkdigits-cnn-$(shell date +%Y%m%d-%H%M%S)
@@ -35,13 +36,23 @@ $(VENV)/.core: $(BIN)/python $(DEPS)
 	touch $@
 
 $(VENV)/.all: $(BIN)/python $(DEPS)
-	$(PIP) install -q -c $(CONSTRAINTS) -e '.[train,dev]'
+	$(PIP) install -q -c $(CONSTRAINTS) -e '.[train,serve,dev]'
 	touch $@ $(VENV)/.core
+
+# The browser tests drive Debian's Chromium (never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 demo: $(VENV)/.core
 	$(BIN)/inkdigits demo --out out/demo --examples examples
 
-test: $(VENV)/.all
+serve: $(VENV)/.all
+	$(BIN)/inkdigits serve
+
+test: $(VENV)/.all $(CHROMIUM)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 

@@ -100,6 +100,24 @@ def test_random_affine_zero_ranges_is_identity():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=True)), x, atol=1e-5)
 
 
+def test_stroke_augmentation_thickens_and_thins_strokes():
+    """With only the pen-width change on, some images gain ink and some lose it."""
+    layer = models.RandomAffine(rotation_deg=0, scale=0, shear=0, translate=0, seed=1, stroke=1.0)
+    x = np.zeros((64, 28, 28, 1), np.float32)
+    x[:, 6:22, 12:15] = 1.0  # a vertical bar three pixels wide
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    mass = y.sum(axis=(1, 2, 3)) / x[0].sum()
+    assert mass.max() > 1.3 and mass.min() < 0.7  # thicker and thinner both happen
+    assert 0.0 <= y.min() and y.max() <= 1.0 + 1e-6
+    # the pen-width change never moves the stroke: its column profile stays centred
+    cols = y.sum(axis=(1, 3))
+    centre = (cols * np.arange(28)).sum(axis=1) / cols.sum(axis=1)
+    np.testing.assert_allclose(centre, 13.0, atol=1e-4)
+    config = layer.get_config()
+    assert config["stroke"] == 1.0
+    assert models.RandomAffine.from_config(config).stroke == 1.0
+
+
 def test_unknown_model_lists_known_names():
     with pytest.raises(ConfigError, match="unknown model 'resnet9000'; choose one of: seed-cnn"):
         models.get_spec("resnet9000")

@@ -202,7 +202,7 @@ def test_read_glob_and_predict(run_cli, folder):
 
 @pytest.mark.parametrize("argv, message", [
     (["read", "nowhere/*.png"], "no such file"),
-    (["read", "x.png", "--min-confidence", "2"], "--min-confidence must lie in [0, 1]"),
+    (["read", "x.png", "--min-confidence", "2"], "--min-confidence: must lie in [0, 1]"),
     (["read", "x.png", "--mode", "letters"], "invalid choice"),
 ])  # fmt: skip
 def test_read_cli_errors(run_cli, argv, message):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -52,6 +53,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {value}")
     return value
 
 
@@ -155,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "patience",
             "train_subset",
             "augment",
+            "stroke",
             "data_dir",
             "threads",
         )
@@ -204,6 +217,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-subset", type=positive_int, help="train on the first N images only")
     p.add_argument(
         "--augment", action=argparse.BooleanOptionalAction, help="training augmentation on/off"
+    )
+    p.add_argument(
+        "--stroke", type=float, help="pen-width augmentation in [0, 1] (default: the recipe's)"
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
@@ -336,8 +352,6 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .preprocessing import ImageError, load_image
     from .reader import Reader
 
-    if not 0.0 <= args.min_confidence <= 1.0:
-        raise ConfigError(f"--min-confidence must lie in [0, 1], got {args.min_confidence}")
     reader = Reader(args.model, min_confidence=args.min_confidence)
     files = expand_inputs(args.inputs)
     if not files:
@@ -408,7 +422,7 @@ def _read_options(p: argparse.ArgumentParser, default_mode: str) -> None:
     p.add_argument("--annotate", metavar="OUT_DIR", help="write annotated copies here")
     p.add_argument(
         "--min-confidence",
-        type=float,
+        type=probability,
         default=0.5,
         metavar="P",
         help="report digits below this calibrated confidence as ? (default 0.5)",
@@ -468,6 +482,72 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the drawing pad page and the REST API (docs at /docs).
+
+    Settings not given here come from INKDIGITS_SERVE_* environment variables
+    (e.g. INKDIGITS_SERVE_MAX_UPLOAD_BYTES); see `inkdigits.serve.ServeSettings`.
+    """
+    try:
+        import uvicorn
+
+        from .serve import ServeSettings
+    except ImportError as exc:
+        raise ConfigError(
+            f"serving needs the 'serve' extra ({exc.name} is missing): "
+            "pip install 'inkdigits[serve]'"
+        ) from None
+    settings = ServeSettings.from_env()
+    for name in ("model", "max_upload_bytes", "max_pixels", "timeout", "min_confidence"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(settings, name, value)
+    settings.validate()
+    if settings.model is not None and not Path(settings.model).is_file():
+        raise ConfigError(f"model {settings.model}: no such file")
+    # The workers build the app from the environment (uvicorn's factory), so every
+    # worker process sees the same settings.
+    os.environ.update(settings.to_env())
+    print(
+        f"inkdigits: serving on http://{args.host}:{args.port}/  "
+        f"(API docs at /docs, {args.workers} worker{'s' if args.workers > 1 else ''})",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        "inkdigits.serve:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    short, doc = _doc(cmd_serve)
+    p = sub.add_parser(
+        "serve", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--model", help="ONNX model to serve (default: the shipped model)")
+    p.add_argument(
+        "--max-upload-bytes", type=positive_int, help="largest request body (default 10 MB)"
+    )
+    p.add_argument("--max-pixels", type=positive_int, help="largest image (default 50,000,000)")
+    p.add_argument("--timeout", type=positive_float, help="seconds per request (default 10)")
+    p.add_argument("--min-confidence", type=probability, help="default rejection threshold")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=cmd_serve)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -478,6 +558,7 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_read,
     _add_predict,
     _add_demo,
+    _add_serve,
 ]
 
 

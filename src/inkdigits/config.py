@@ -41,6 +41,9 @@ class TrainConfig:
     """learning-rate schedule: constant or onecycle (warm-up then cosine decay)"""
     augment: bool | None = None
     """random rotation/scale/shear/translation during training; None takes the recipe"""
+    stroke: float | None = None
+    """augmentation: random pen-width change, a fraction in [0, 1] of a 3x3
+    dilation/erosion (0 = off); None takes the recipe"""
     label_smoothing: float = 0.0
     """label smoothing for the cross-entropy (0 = off)"""
     weight_decay: float | None = None
@@ -71,6 +74,10 @@ class TrainConfig:
                 f"batch size must be >= 1, got {self.batch_size}",
             ),
             (self.lr is None or self.lr > 0, f"learning rate must be > 0, got {self.lr}"),
+            (
+                self.stroke is None or 0.0 <= self.stroke <= 1.0,
+                f"stroke must be in [0, 1], got {self.stroke}",
+            ),
             (
                 0.0 <= self.label_smoothing < 1.0,
                 f"label smoothing must lie in [0, 1), got {self.label_smoothing}",

@@ -35,6 +35,7 @@ class Recipe:
     augment: bool
     weight_decay: float = 0.0
     patience: int | None = None
+    stroke: float = 0.0  # pen-width augmentation (see RandomAffine)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class RandomAffine(layers.Layer):
     Rotation, isotropic scale, shear and translation are composed into a single
     projective transform, so the image is resampled once (cheaper and sharper
     than chaining RandomRotation, RandomZoom and RandomTranslation).
+
+    ``stroke`` > 0 also varies the pen width before the warp: each image moves a
+    random fraction t in [-stroke, stroke] of the way towards its 3x3 grey-level
+    dilation (t > 0, thicker) or erosion (t < 0, thinner), the variation real
+    pens and the reading pipeline's resampling produce.
     """
 
     def __init__(
@@ -67,9 +73,11 @@ class RandomAffine(layers.Layer):
         shear: float = 0.15,
         translate: float = 0.1,
         seed: int | None = None,
+        stroke: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.stroke = stroke
         self.rotation_deg = rotation_deg
         self.scale = scale
         self.shear = shear
@@ -89,6 +97,12 @@ class RandomAffine(layers.Layer):
                 (batch,), -limit, limit, dtype="float32", seed=self.seed_generator
             )
 
+        if self.stroke > 0:
+            t = ops.reshape(uniform(self.stroke), (-1, 1, 1, 1))
+            dilated = ops.max_pool(images, 3, strides=1, padding="same")
+            eroded = -ops.max_pool(-images, 3, strides=1, padding="same")
+            target = ops.where(t > 0, dilated, eroded)
+            images = images + ops.abs(t) * (target - images)
         angle = uniform(self.rotation_deg * math.pi / 180.0)
         zoom = 1.0 + uniform(self.scale)
         shear = uniform(self.shear)
@@ -118,6 +132,7 @@ class RandomAffine(layers.Layer):
             "shear": self.shear,
             "translate": self.translate,
             "seed": self.seed,
+            "stroke": self.stroke,
         }
 
 
@@ -250,7 +265,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "our compact BN CNN with augmentation; the shipped default model",
             inkdigits_cnn,
             Recipe(
-                epochs=40,
+                epochs=60,
                 batch_size=128,
                 lr=3e-3,
                 optimizer="adamw",
@@ -258,6 +273,7 @@ REGISTRY: dict[str, ModelSpec] = {
                 augment=True,
                 weight_decay=1e-2,
                 patience=None,
+                stroke=0.5,
             ),
             params=289_066,
         ),

@@ -48,6 +48,10 @@ class ImageError(InkdigitsError):
     """The input is not a readable image, or is refused (too large, empty, ...)."""
 
 
+class ImageTooLarge(ImageError):
+    """The image has more pixels than the configured limit (refused before decoding)."""
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -76,7 +80,7 @@ def _open(src: Any) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (unrecognised format)") from None
     except Image.DecompressionBombError:
-        raise ImageError(
+        raise ImageTooLarge(
             f"{name}: image is above the limit of Pillow's decompression-bomb check; "
             "refused before decoding"
         ) from None
@@ -136,16 +140,16 @@ def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         if src.size == 0:
             raise ImageError("empty array")
         if src.shape[0] * src.shape[1] > max_pixels:
-            raise ImageError(
+            raise ImageTooLarge(
                 f"image has {src.shape[0] * src.shape[1]:,} pixels (limit {max_pixels:,})"
             )
         return _array_to_rgb(src)
     im = _open(src)
     w, h = im.size
     if w * h > max_pixels:
-        raise ImageError(
-            f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the limit of "
-            f"{max_pixels / 1e6:.0f}; refused before decoding"
+        raise ImageTooLarge(
+            f"image is {w}x{h} = {w * h / 1e6:.1f} megapixels, above the limit of "
+            f"{max_pixels / 1e6:g}; refused before decoding"
         )
     if w == 0 or h == 0:
         raise ImageError("image has no pixels")

@@ -117,19 +117,28 @@ class Reader:
         return self.classifier.predict_proba(digits)
 
     def _result(
-        self, digit_img: np.ndarray, probs: np.ndarray, box, gated: str | None
+        self,
+        digit_img: np.ndarray,
+        probs: np.ndarray,
+        box,
+        gated: str | None,
+        min_confidence: float | None,
     ) -> DigitResult:
         best = int(probs.argmax())
         conf = float(probs[best])
         reason = gated
-        if reason is None and conf < self.min_confidence:
-            reason = f"not sure (confidence {conf:.2f} < {self.min_confidence:.2f})"
+        threshold = self.min_confidence if min_confidence is None else min_confidence
+        if reason is None and conf < threshold:
+            reason = f"not sure (confidence {conf:.2f} < {threshold:.2f})"
         return DigitResult(
             None if reason else best, conf, [float(p) for p in probs], box, reason, digit_img
         )
 
-    def read_digit(self, image: pre.ImageLike) -> DigitResult:
-        """Read one digit: the main piece of ink in the image is taken as that digit."""
+    def read_digit(self, image: pre.ImageLike, min_confidence: float | None = None) -> DigitResult:
+        """Read one digit: the main piece of ink in the image is taken as that digit.
+
+        ``min_confidence`` overrides the Reader's threshold for this call.
+        """
         rgb = pre.load_image(image, self.max_pixels)
         prepared = pre.preprocess(rgb, self.max_pixels)
         if prepared.box is None:
@@ -138,10 +147,12 @@ class Reader:
             )
         probs = self.classify(prepared.digit[None])[0]
         gate = "not a digit (a solid blob)" if pre.solid_blob(rgb) else not_a_digit(prepared.digit)
-        return self._result(prepared.digit, probs, prepared.box, gate)
+        return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
 
-    def read_number(self, image: pre.ImageLike) -> NumberResult:
-        """Read every digit, line by line, left to right."""
+    def read_number(
+        self, image: pre.ImageLike, min_confidence: float | None = None
+    ) -> NumberResult:
+        """Read every digit, line by line, left to right (``min_confidence`` as above)."""
         im = pre.ink_map(pre.load_image(image, self.max_pixels))
         mask, _ = pre.binarize(im.ink)
         lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist)
@@ -159,7 +170,9 @@ class Reader:
             row = []
             for p in line:
                 box = pre.to_original(p.box, im.scale)
-                row.append(self._result(crops[k], probs[k], box, not_a_digit(crops[k])))
+                row.append(
+                    self._result(crops[k], probs[k], box, not_a_digit(crops[k]), min_confidence)
+                )
                 k += 1
             digits.append(row)
         return NumberResult(["".join(d.text for d in row) for row in digits], digits)

@@ -57,7 +57,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
     spec = models.get_spec(config.model)
     r = spec.recipe
     d = config.to_dict()
-    for key in ("epochs", "batch_size", "lr", "optimizer", "schedule", "augment", "weight_decay"):
+    for key in (
+        "epochs",
+        "batch_size",
+        "lr",
+        "optimizer",
+        "schedule",
+        "augment",
+        "weight_decay",
+        "stroke",
+    ):
         if d[key] is None:
             d[key] = getattr(r, key)
     if d["patience"] is None:
@@ -164,7 +173,11 @@ def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
         keras.mixed_precision.set_dtype_policy("float32")
     if cfg.augment:
         net = keras.Sequential(
-            [keras.Input(models.INPUT_SHAPE), models.RandomAffine(seed=cfg.seed), base],
+            [
+                keras.Input(models.INPUT_SHAPE),
+                models.RandomAffine(seed=cfg.seed, stroke=cfg.stroke or 0.0),
+                base,
+            ],
             name="train_wrapper",
         )
     else:
