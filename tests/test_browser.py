@@ -210,6 +210,8 @@ def test_phone_layout(browser, live_server):
     assert pg.evaluate("document.documentElement.scrollWidth") <= 390
     assert pg.locator("#pad").bounding_box()["width"] > 300
     assert pg.locator("#camera-input").get_attribute("capture") == "environment"
+    pg.wait_for_function("document.getElementById('model-info').textContent.includes('MNIST')")
+    assert "int8" in pg.locator("#model-info").inner_text()
     pg.screenshot(path=str(SHOTS / "phone.png"), full_page=True)
     ctx.close()
 

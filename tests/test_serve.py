@@ -69,7 +69,12 @@ def test_healthz_and_model_card(client):
     card = client.get("/api/v1/model").json()
     shipped = load_card(shipped_model_path())
     assert card["model"]["name"] == shipped["model"]["name"]
-    assert card["calibration"]["temperature"] == shipped["calibration"]["temperature"]
+    assert card["int8"]["sha256"] == shipped["int8"]["sha256"]
+    assert card["serving"] == {
+        "file": "model-int8.onnx",
+        "precision": "int8",
+        "temperature": shipped["int8"]["calibration"]["temperature"],
+    }
 
 
 @pytest.mark.parametrize("how", ["raw", "multipart", "raw-wrong-type"])

@@ -17,7 +17,7 @@ from inkdigits.config import TrainConfig
 from inkdigits.errors import ModelError
 
 ARTEFACTS = ["config.json", "metrics.csv", "state.json", "checkpoint.keras", "best.keras",
-             "model.onnx", "card.json"]  # fmt: skip
+             "model.onnx", "model-int8.onnx", "card.json"]  # fmt: skip
 
 
 def test_smoke_run_reaches_90_percent(smoke_run):
@@ -63,6 +63,41 @@ def test_onnx_matches_keras_on_test_digits(smoke_run, mnist):
     x = (mnist.test_images[:300].astype(np.float32) / 255.0)[..., None]
     keras_probs = training.load_keras(out / "best.keras").predict(x, verbose=0)
     assert np.abs(run_onnx(out / "model.onnx", x) - keras_probs).max() < 1e-4
+
+
+def test_int8_model_is_checked_and_recorded(smoke_run, mnist):
+    from inkdigits.classifier import Classifier
+
+    out, card = smoke_run
+    int8 = card["int8"]
+    assert int8["sha256"] == hashlib.sha256((out / "model-int8.onnx").read_bytes()).hexdigest()
+    assert int8["val_accuracy"] >= card["metrics"]["val_accuracy"] - 0.001
+    assert int8["test_argmax_agreement_with_float32"] > 0.98
+    assert 0.5 < int8["calibration"]["temperature"] < 5
+    clf = Classifier(out / "model-int8.onnx")
+    assert clf.precision == "int8" and clf.temperature == int8["calibration"]["temperature"]
+    acc = (clf.predict_proba(mnist.test_images).argmax(1) == mnist.test_labels).mean()
+    assert acc == pytest.approx(int8["test_accuracy"], abs=2e-4)
+    # the int8 model is smaller: int8 weights
+    assert (out / "model-int8.onnx").stat().st_size < 0.5 * (out / "model.onnx").stat().st_size
+
+
+def test_int8_model_losing_accuracy_is_refused(smoke_run, tmp_path, mnist, monkeypatch):
+    import shutil
+
+    from inkdigits import quantize
+    from inkdigits.errors import ModelError
+
+    out, _ = smoke_run
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("model.onnx", "card.json", "config.json"):
+        shutil.copy(out / name, run / name)
+    monkeypatch.setattr(quantize, "MAX_VAL_LOSS", -1.0)  # nothing can pass
+    with pytest.raises(ModelError, match="not kept"):
+        quantize.add_int8(run, mnist.split(5000))
+    assert not (run / "model-int8.onnx").exists()
+    assert "int8" not in json.loads((run / "card.json").read_text())  # no stale section
 
 
 class StopAfterFirstEpoch(keras.callbacks.Callback):

@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from .classifier import Classifier, apply_temperature, load_card, shipped_model_path
+from .classifier import (
+    Classifier,
+    apply_temperature,
+    calibration_of,
+    is_int8_file,
+    load_card,
+    shipped_model_path,
+)
 from .errors import ModelError
 
 NUM_CLASSES = 10
@@ -161,7 +168,7 @@ class Predictor:
 
     @property
     def temperature(self) -> float:
-        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+        return float(calibration_of(self.card, self.path).get("temperature", 1.0))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         x = (np.asarray(images, dtype=np.float32) / 255.0)[..., None]  # (N, 28, 28, 1)
@@ -280,7 +287,7 @@ def evaluate(
     probs = predictor.predict(images)
     seconds = time.perf_counter() - t0
     temperature, fitted_now = predictor.temperature, False
-    if not predictor.card.get("calibration", {}).get("fitted") and val is not None:
+    if not calibration_of(predictor.card, predictor.path).get("fitted") and val is not None:
         temperature, fitted_now = fit_temperature(predictor.predict(val[0]), val[1]), True
     calibrated = apply_temperature(probs, temperature)
     results: dict[str, Any] = {
@@ -333,7 +340,10 @@ def write_calibration(predictor: Predictor, record: dict[str, Any]) -> Path:
     if not card_path.is_file():
         raise ModelError(f"{predictor.path}: no card.json beside it to store the temperature in")
     card = json.loads(card_path.read_text())
-    card["calibration"] = record
+    if is_int8_file(card, predictor.path):
+        card["int8"]["calibration"] = record
+    else:
+        card["calibration"] = record
     write_json_atomic(card_path, card)
     predictor.card = card
     return card_path

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import models  # noqa: E402
 from ._backend import keras, quiet_native_stderr  # noqa: E402
+from .classifier import run_onnx  # noqa: E402, F401 (re-exported)
 from .config import PREPROCESSING  # noqa: E402
 from .errors import ModelError  # noqa: E402
 
@@ -80,16 +81,6 @@ def export_onnx(
         "parity_images": int(len(check_inputs)),
         "argmax_agreement_with_trained_model": float((ref.argmax(1) == onnx_out.argmax(1)).mean()),
     }
-
-
-def run_onnx(path: str | os.PathLike[str], x: np.ndarray, threads: int = 2) -> np.ndarray:
-    """Probabilities from an ONNX model for a float32 (N, 28, 28, 1) batch."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
 def parity(model: keras.Model, onnx_path: str | os.PathLike[str], x: np.ndarray) -> float:

@@ -443,8 +443,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @api.get("/api/v1/model", tags=["model"])
     async def model_card():
-        """The model card: architecture, accuracy, calibration, checksums."""
-        return state.reader.card
+        """The model card (architecture, accuracy, calibration, checksums) and what is served."""
+        clf = state.reader.classifier
+        serving = {
+            "file": clf.path.name,
+            "precision": clf.precision,
+            "temperature": clf.temperature,
+        }
+        return {**state.reader.card, "serving": serving}
 
     @api.get("/healthz", tags=["model"])
     async def healthz():

@@ -434,6 +434,12 @@ def finalize(
     card = make_card(cfg, state, best, metrics, onnx_info, splits)
     card["calibration"] = calibration_record(p_val, splits.y_val)
     write_json_atomic(out / "card.json", card)
+    from .quantize import add_int8
+
+    try:
+        card["int8"] = add_int8(out, splits, stream=stream)
+    except ModelError as exc:  # the float32 model stands on its own
+        print(f"int8 model not written: {exc}", file=stream, flush=True)
     print(
         f"done  best epoch {state.best_epoch}  val_acc {100 * metrics['val_accuracy']:.2f}%  "
         f"test_acc {100 * metrics['test_accuracy']:.2f}% ({metrics['test_errors']} errors)  "

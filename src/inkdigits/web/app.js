@@ -336,9 +336,11 @@ drop.addEventListener("drop", (ev) => readUpload(ev.dataTransfer.files[0]));
 fetch("/api/v1/model")
   .then((r) => r.json())
   .then((card) => {
-    const m = card.metrics || {};
+    const int8 = card.serving && card.serving.precision === "int8";
+    const m = (int8 ? card.int8 : card.metrics) || {};
     const acc = m.test_accuracy ? ` · ${(100 * m.test_accuracy).toFixed(2)}% on MNIST test` : "";
-    $("model-info").textContent = `Model: ${card.model.name} (${card.model.parameters.toLocaleString()} parameters)${acc}`;
+    const kind = int8 ? ", int8" : "";
+    $("model-info").textContent = `Model: ${card.model.name} (${card.model.parameters.toLocaleString()} parameters${kind})${acc}`;
   })
   .catch(() => {});
 setMode("digit");
