@@ -34,6 +34,18 @@ def _doc(fn: Callable) -> tuple[str, str]:
     return doc.split("\n", 1)[0], doc
 
 
+def _subcommand(
+    sub: argparse._SubParsersAction, name: str, fn: Callable
+) -> argparse.ArgumentParser:
+    """A subcommand whose help and description come from ``fn``'s docstring."""
+    short, doc = _doc(fn)
+    p = sub.add_parser(
+        name, help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.set_defaults(func=fn)
+    return p
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -115,10 +127,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_data)
-    p = sub.add_parser(
-        "data", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = _subcommand(sub, "data", cmd_data)
     p.add_argument("action", choices=["info", "verify", "download"])
     p.add_argument("--data-dir", help="folder with the MNIST files (overrides INKDIGITS_DATA_DIR)")
     p.add_argument(
@@ -127,7 +136,6 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="download from this mirror instead of the built-in list (repeatable)",
     )
-    p.set_defaults(func=cmd_data)
 
 
 # --------------------------------------------------------------------------- train
@@ -201,10 +209,7 @@ def _timestamp() -> str:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_train)
-    p = sub.add_parser(
-        "train", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = _subcommand(sub, "train", cmd_train)
     p.add_argument("--list-models", action="store_true", help="list the registered models")
     p.add_argument("--model", help="registered model name (default: inkdigits-cnn)")
     p.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
@@ -225,7 +230,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
     p.add_argument("--out", help="run folder (default: runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.set_defaults(func=cmd_train)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -294,13 +298,7 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_evaluate)
-    p = sub.add_parser(
-        "evaluate",
-        help=short,
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = _subcommand(sub, "evaluate", cmd_evaluate)
     p.add_argument("--model", help="run folder, .keras or .onnx (default: the shipped model)")
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
     p.add_argument("--split", choices=["test", "val"], default="test")
@@ -313,7 +311,6 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="compare finished runs")
     p.add_argument("--out", default="out/evaluate", help="output folder (default: out/evaluate)")
-    p.set_defaults(func=cmd_evaluate)
 
 
 # --------------------------------------------------------------------------- read
@@ -402,13 +399,9 @@ def _format_result(path: Path, result, as_json: bool) -> str:
 
 
 def _add_read(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_read)
-    p = sub.add_parser(
-        "read", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = _subcommand(sub, "read", cmd_read)
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB")
     _read_options(p, default_mode="auto")
-    p.set_defaults(func=cmd_read)
 
 
 def _read_options(p: argparse.ArgumentParser, default_mode: str) -> None:
@@ -437,11 +430,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_predict)
-    p = sub.add_parser("predict", help=short, description=doc)
+    p = _subcommand(sub, "predict", cmd_predict)
     p.add_argument("--image", required=True, help="the image file")
     _read_options(p, default_mode="digit")
-    p.set_defaults(func=cmd_predict)
 
 
 # --------------------------------------------------------------------------- demo
@@ -472,14 +463,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_demo)
-    p = sub.add_parser("demo", help=short, description=doc)
+    p = _subcommand(sub, "demo", cmd_demo)
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--count", type=positive_int, default=20, help="digits to read (default 20)")
     p.add_argument("--seed", type=int, default=0, help="which random digits (default 0)")
     p.add_argument("--examples", metavar="DIR", help="also read the images in DIR, annotated")
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
-    p.set_defaults(func=cmd_demo)
 
 
 # --------------------------------------------------------------------------- quantize
@@ -509,16 +498,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _add_quantize(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_quantize)
-    p = sub.add_parser(
-        "quantize",
-        help=short,
-        description=doc,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = _subcommand(sub, "quantize", cmd_quantize)
     p.add_argument("run", help="a run folder holding model.onnx and card.json")
     p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
-    p.set_defaults(func=cmd_quantize)
 
 
 # --------------------------------------------------------------------------- serve
@@ -568,10 +550,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    short, doc = _doc(cmd_serve)
-    p = sub.add_parser(
-        "serve", help=short, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = _subcommand(sub, "serve", cmd_serve)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
@@ -584,7 +563,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-confidence", type=probability, help="default rejection threshold")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.add_argument("--access-log", action="store_true", help="log every request")
-    p.set_defaults(func=cmd_serve)
 
 
 # --------------------------------------------------------------------------- main
