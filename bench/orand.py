@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import time
 from pathlib import Path
 
 import numpy as np
 
+from inkdigits.extra import held_out as unseen
 from inkdigits.reader import Reader
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "orand-car-a-dev"
-
-
-def unseen(name: str) -> bool:
-    """The fixed held-out 30%: decided by the file name's hash, never by the data."""
-    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10 < 3
 
 
 def main() -> None:

@@ -60,6 +60,13 @@ class TrainConfig:
     """size of the fixed stratified validation split carved from the training set"""
     data_dir: str | None = None
     """MNIST folder; None looks up INKDIGITS_DATA_DIR, then the cache"""
+    extra_digits: str | None = None
+    """an .npz of extra labelled 28x28 digits mixed into the training split
+    (see `inkdigits crops`); None: MNIST only"""
+    extra_repeat: int = 1
+    """how many times each extra digit appears per epoch"""
+    init_from: str | None = None
+    """start from this .keras model's weights (same architecture): fine-tuning"""
     threads: int | None = None
     """CPU threads for the backend (None: all cores)"""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,6 +101,7 @@ class TrainConfig:
                 self.train_subset is None or self.train_subset >= 100,
                 f"train subset must be >= 100 images, got {self.train_subset}",
             ),
+            (self.extra_repeat >= 1, f"extra repeat must be >= 1, got {self.extra_repeat}"),
             (
                 self.schedule in (None, "constant", "onecycle"),
                 f"schedule must be constant or onecycle, got {self.schedule!r}",

@@ -171,6 +171,14 @@ def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
         base = models.build(cfg.model)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+    if cfg.init_from:
+        source = inference_model(load_keras(cfg.init_from))
+        try:
+            base.set_weights(source.get_weights())
+        except ValueError as exc:
+            raise ConfigError(
+                f"--init-from {cfg.init_from}: its weights do not fit {cfg.model} ({exc})"
+            ) from None
     if cfg.augment:
         net = keras.Sequential(
             [
@@ -336,16 +344,16 @@ def load_splits(cfg: TrainConfig) -> data_mod.Splits:
     """The data of a run: fixed validation split; optional training subset."""
     mnist = data_mod.load_mnist(cfg.data_dir)
     s = mnist.split(cfg.val_size)
+    x_train, y_train = s.x_train, s.y_train
     if cfg.train_subset:
-        s = data_mod.Splits(
-            s.x_train[: cfg.train_subset],
-            s.y_train[: cfg.train_subset],
-            s.x_val,
-            s.y_val,
-            s.x_test,
-            s.y_test,
-        )
-    return s
+        x_train, y_train = x_train[: cfg.train_subset], y_train[: cfg.train_subset]
+    if cfg.extra_digits:
+        from .extra import load_crops
+
+        xe, ye = load_crops(cfg.extra_digits)
+        x_train = np.concatenate([x_train, np.tile(xe, (cfg.extra_repeat, 1, 1))])
+        y_train = np.concatenate([y_train, np.tile(ye, cfg.extra_repeat)])
+    return data_mod.Splits(x_train, y_train, s.x_val, s.y_val, s.x_test, s.y_test)
 
 
 def train(
@@ -451,6 +459,20 @@ def finalize(
     return card
 
 
+def _extra_record(cfg: TrainConfig) -> dict[str, Any] | None:
+    if not cfg.extra_digits:
+        return None
+    from .extra import file_sha256, load_crops
+
+    images, _ = load_crops(cfg.extra_digits)
+    return {
+        "file": Path(cfg.extra_digits).name,
+        "sha256": file_sha256(cfg.extra_digits),
+        "images": int(len(images)),
+        "repeat": cfg.extra_repeat,
+    }
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == labels).mean())
 
@@ -494,7 +516,8 @@ def make_card(
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         },
         "data": {
-            "name": "MNIST",
+            "name": "MNIST" + (" + extra digits" if cfg.extra_digits else ""),
+            "extra_digits": _extra_record(cfg),
             "sha256": checksums,
             "validation": {
                 "size": int(len(splits.x_val)),

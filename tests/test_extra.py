@@ -1,0 +1,138 @@
+"""Extra labelled digits: crops cut by the reading pipeline, held-out share, fine-tuning."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SMOKE, paper
+
+from inkdigits import extra
+from inkdigits.errors import ConfigError, DataError
+
+
+def _names(n: int, held: bool) -> list[str]:
+    """File names that the hash puts in (or out of) the held-out share."""
+    out, i = [], 0
+    while len(out) < n:
+        name = f"images/n{i:04d}.png"
+        if extra.held_out(name) == held:
+            out.append(name)
+        i += 1
+    return out
+
+
+@pytest.fixture
+def boxes_dataset(tmp_path, mnist):
+    """Five 3-digit images of MNIST test digits with per-digit boxes: 4 kept, 1 held out."""
+    (tmp_path / "images").mkdir()
+    entries, k = {}, 0
+    for name in _names(4, held=False) + _names(1, held=True):
+        idx = list(range(k, k + 3))
+        k += 3
+        tiles = [paper(mnist.test_images[i], size=60) for i in idx]
+        cv2.imwrite(str(tmp_path / name), np.concatenate(tiles, axis=1))
+        entries[name] = {
+            "digits": [
+                {"digit": int(mnist.test_labels[i]), "box_xywh": [60 * j + 6, 6, 48, 48]}
+                for j, i in enumerate(idx)
+            ]
+        }
+    (tmp_path / "boxes.json").write_text(json.dumps(entries))
+    return tmp_path, mnist.test_labels[:15]
+
+
+def test_held_out_share_is_about_30_percent_and_fixed():
+    names = [f"images/a_car_{i:06d}.jpg" for i in range(2000)]
+    share = np.mean([extra.held_out(n) for n in names])
+    assert 0.27 < share < 0.33
+    assert extra.held_out("images/a_car_000155.jpg") == extra.held_out("images/a_car_000155.jpg")
+
+
+def test_crops_follow_the_boxes_and_skip_the_held_out_images(boxes_dataset):
+    from inkdigits.reader import Reader
+
+    root, labels = boxes_dataset
+    images, got, files = extra.crops_from_boxes(root)
+    assert images.shape == (12, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(got, labels[:12])  # the held-out image (last) is left out
+    assert len(set(files)) == 4
+    # the crops look like what the model reads: it reads nearly all of them right
+    assert (Reader().classify(images).argmax(1) == got).mean() >= 11 / 12
+    everything, _, _ = extra.crops_from_boxes(root, include_held_out=True)
+    assert len(everything) == 15
+
+
+def test_crops_round_trip_and_bad_files(tmp_path):
+    images = np.zeros((3, 28, 28), np.uint8)
+    labels = np.array([1, 2, 3], np.uint8)
+    extra.save_crops(tmp_path / "c.npz", images, labels)
+    got_i, got_l = extra.load_crops(tmp_path / "c.npz")
+    np.testing.assert_array_equal(got_l, labels)
+    assert got_i.shape == (3, 28, 28)
+    with pytest.raises(DataError, match="no such file"):
+        extra.load_crops(tmp_path / "none.npz")
+    np.savez(tmp_path / "float.npz", images=images.astype(np.float32), labels=labels)
+    with pytest.raises(DataError, match="images must be uint8"):
+        extra.load_crops(tmp_path / "float.npz")
+    np.savez(tmp_path / "labels.npz", images=images, labels=np.array([1, 2, 12]))
+    with pytest.raises(DataError, match="labels must be N digits 0-9"):
+        extra.load_crops(tmp_path / "labels.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not an .npz"):
+        extra.load_crops(tmp_path / "junk.npz")
+    with pytest.raises(DataError, match="no boxes.json"):
+        extra.crops_from_boxes(tmp_path)
+
+
+def test_crops_cli(run_cli, boxes_dataset, tmp_path):
+    root, _ = boxes_dataset
+    code, out, err = run_cli("crops", root, "--out", tmp_path / "crops.npz")
+    assert code == 0, err
+    assert out.startswith("12 digits from 4 images")
+    assert extra.load_crops(tmp_path / "crops.npz")[0].shape == (12, 28, 28)
+
+
+def test_fine_tune_with_extra_digits(smoke_run, boxes_dataset, tmp_path, mnist_dir):
+    from inkdigits import training
+    from inkdigits.config import TrainConfig
+
+    base_run, base_card = smoke_run
+    root, _ = boxes_dataset
+    images, labels, _ = extra.crops_from_boxes(root)
+    extra.save_crops(tmp_path / "crops.npz", images, labels)
+    cfg = TrainConfig(
+        **{**SMOKE, "train_subset": 500, "lr": 1e-3},
+        data_dir=str(mnist_dir),
+        precision="float32",
+        extra_digits=str(tmp_path / "crops.npz"),
+        extra_repeat=3,
+        init_from=str(base_run / "best.keras"),
+    )
+    log = io.StringIO()
+    card = training.train(cfg, tmp_path / "ft", stream=log).card
+    assert "train images 536" in log.getvalue()  # 500 MNIST + 3 x 12 crops
+    record = card["data"]["extra_digits"]
+    assert record["images"] == 12 and record["repeat"] == 3
+    assert record["sha256"] == extra.file_sha256(tmp_path / "crops.npz")
+    assert card["training"]["config"]["init_from"].endswith("best.keras")
+    # started from the smoke model, so one short epoch keeps it a working classifier
+    assert card["metrics"]["test_accuracy"] > 0.9
+    assert card["metrics"]["test_accuracy"] > base_card["metrics"]["test_accuracy"] - 0.03
+
+
+def test_init_from_another_architecture_is_refused(smoke_run, tmp_path, mnist_dir):
+    from inkdigits import training
+    from inkdigits.config import TrainConfig
+
+    base_run, _ = smoke_run  # a fast-cnn
+    cfg = TrainConfig(
+        **{**SMOKE, "model": "lenet5"},
+        data_dir=str(mnist_dir),
+        init_from=str(base_run / "best.keras"),
+    )
+    with pytest.raises(ConfigError, match="do not fit lenet5"):
+        training.train(cfg, tmp_path / "bad", stream=io.StringIO())
