@@ -62,16 +62,21 @@ train: $(VENV)/.all
 	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/model-int8.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
 	@echo "shipped $(TRAIN_OUT)/model.onnx -> src/inkdigits/weights/"
 
-# The figures in docs/BENCHMARKS.md (about 25 minutes on 2 cores; orand.py needs
+# The figures in docs/BENCHMARKS.md (about 40 minutes on 2 cores; orand.py needs
 # ../shared/data/orand-car-a-dev or --dir).
-bench: $(VENV)/.all
+bench: $(VENV)/.all $(CHROMIUM)
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/onnx_speed.py
+	$(BIN)/python bench/onnx_speed.py --model src/inkdigits/weights/model.onnx
 	$(BIN)/python bench/read_latency.py
 	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --width 24 --hidden 128 --epochs 2 --seeds 0 1 2
 	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 3 --no-augment --seeds 0
 	$(BIN)/python bench/seed_cnn.py --seeds 0
 	$(BIN)/python bench/realworld.py --digits 2000 --numbers 500
 	$(BIN)/python bench/orand.py
+	$(BIN)/python bench/serve_load.py --seconds 60 --rounds 3
+	$(BIN)/python bench/serve_load.py --seconds 0 --soak 300
+	$(BIN)/python bench/page_latency.py --draws 30
 
 lint: $(VENV)/.all
 	$(BIN)/ruff check src tests bench

@@ -268,9 +268,12 @@ class App:
             except Exception as exc:  # python-multipart / Starlette parse errors
                 raise ApiError(400, "bad_request", f"malformed multipart form: {exc}") from None
             items = []
-            for key, value in form.multi_items():
-                if key in ("file", "files") and hasattr(value, "read"):
-                    items.append((value.filename or key, await value.read()))
+            try:
+                for key, value in form.multi_items():
+                    if key in ("file", "files") and hasattr(value, "read"):
+                        items.append((value.filename or key, await value.read()))
+            finally:
+                await form.close()  # large parts are spooled to temporary files
             if not items:
                 raise ApiError(400, "no_file", "the form has no 'file' (or 'files') part")
             return items
