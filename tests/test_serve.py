@@ -253,10 +253,13 @@ def test_time_limit_gives_4xx_and_the_app_keeps_serving():
     settings = ServeSettings(timeout=0.05, max_pixels=50_000_000)
     noise = np.random.default_rng(0).integers(0, 256, (250, 250, 3), dtype=np.uint8)
     noise = cv2.resize(noise, (2500, 2500), interpolation=cv2.INTER_NEAREST)  # compresses well
-    with TestClient(create_app(settings)) as c:
+    app = create_app(settings)
+    with TestClient(app) as c:
         detail = error_of(c.post("/api/v1/numbers", content=png(noise)), 422, "too_slow")
         assert "0.05 s" in detail
         assert c.get("/healthz").status_code == 200
+    # shutting down waited for the abandoned read (no native code running at exit)
+    assert app.state.inkdigits.active == 0
 
 
 def test_sniffing_recognises_common_formats():

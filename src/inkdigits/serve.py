@@ -21,6 +21,9 @@ import asyncio
 import base64
 import json
 import os
+import threading
+import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -251,11 +254,28 @@ class App:
             max_pixels=settings.max_pixels,
         )
         self.limiter = anyio.CapacityLimiter(settings.concurrency)
+        self.active = 0  # reads running in worker threads (some may be abandoned)
+        self._lock = threading.Lock()
 
     async def run(self, fn, *args):
-        return await anyio.to_thread.run_sync(
-            fn, *args, limiter=self.limiter, abandon_on_cancel=True
-        )
+        """``fn(*args)`` in a worker thread; a request that times out abandons it."""
+
+        def work():
+            with self._lock:
+                self.active += 1
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.active -= 1
+
+        return await anyio.to_thread.run_sync(work, limiter=self.limiter, abandon_on_cancel=True)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for reads still running, e.g. after a time-out."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     async def image_bytes(self, request: Request) -> list[tuple[str, bytes]]:
         """The uploaded image(s): multipart field(s) ``file``/``files``, or the raw body."""
@@ -362,7 +382,14 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     settings.validate()
     state = App(settings)
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        # let abandoned reads finish: native code must not be running at exit
+        await state.drain(settings.timeout + 5)
+
     api = FastAPI(
+        lifespan=lifespan,
         title="inkdigits",
         version=__version__,
         description="Read handwritten digits and numbers from images. "
