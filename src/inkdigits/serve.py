@@ -90,6 +90,9 @@ class ServeSettings:
     """ONNX Runtime threads per inference (requests run in parallel on top)"""
     concurrency: int = 4
     """images read at the same time; further requests wait their turn"""
+    processes: int = -1
+    """reader processes beside the server's event loop: -1 one per CPU core,
+    0 none (read in threads of the server process)"""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServeSettings:
@@ -126,6 +129,7 @@ class ServeSettings:
             (0.0 <= self.min_confidence <= 1.0, "min_confidence must lie in [0, 1]"),
             (self.threads >= 1, "threads must be >= 1"),
             (self.concurrency >= 1, "concurrency must be >= 1"),
+            (self.processes >= -1, "processes must be -1 (one per core), 0 or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -138,6 +142,9 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: str):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+
+    def __reduce__(self):  # raised in reader processes, re-raised in the server
+        return (ApiError, (self.status, self.code, self.detail))
 
 
 def error_body(code: str, detail: str) -> bytes:
@@ -253,18 +260,39 @@ class App:
             threads=settings.threads,
             max_pixels=settings.max_pixels,
         )
+        # Parallelism comes from reading several requests at once, so OpenCV's own
+        # thread pool (which splits one small image across cores) only adds overhead.
+        cv2.setNumThreads(1)
         self.limiter = anyio.CapacityLimiter(settings.concurrency)
         self.active = 0  # reads running in worker threads (some may be abandoned)
         self._lock = threading.Lock()
+        # Reading is NumPy/OpenCV work with Python in between, so threads of one
+        # process mostly wait for each other (the GIL); reader processes let one
+        # server use every core. Spawned (not forked: ONNX Runtime holds threads).
+        n = settings.processes if settings.processes >= 0 else (os.cpu_count() or 1)
+        self.pool = None
+        if n > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-    async def run(self, fn, *args):
-        """``fn(*args)`` in a worker thread; a request that times out abandons it."""
+            self.pool = ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_process,
+                initargs=(settings.model, settings.min_confidence, settings.max_pixels),
+            )
+            assert all(self.pool.map(_warm, range(n)))  # start them now, not on a request
+
+    async def read(self, *args) -> dict[str, Any]:
+        """``read_one(reader, *args)`` off the event loop; a timed-out request abandons it."""
+        if self.pool is not None:
+            return await asyncio.wrap_future(self.pool.submit(_read_in_process, *args))
 
         def work():
             with self._lock:
                 self.active += 1
             try:
-                return fn(*args)
+                return read_one(self.reader, *args)
             finally:
                 with self._lock:
                     self.active -= 1
@@ -273,6 +301,9 @@ class App:
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout`` s) for reads still running, e.g. after a time-out."""
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         deadline = time.monotonic() + timeout
         while self.active and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -310,24 +341,46 @@ class App:
                 f"{name}: not an image (expected PNG, JPEG, GIF, BMP, TIFF or WebP content)",
             )
 
-    def read_one(self, mode: str, data: bytes, min_conf: float, preview: bool, explain: bool):
-        reader = self.reader
-        try:
-            if mode == "digit":
-                result = reader.read_digit(data, min_confidence=min_conf)
-                out = result.to_dict()
-                if preview:
-                    out["preprocessed"] = _png_data_url(result.image)
-                if explain and result.box is not None:
-                    best = int(np.argmax(result.probabilities))
-                    heat = occlusion(reader.classify, result.image[None], np.array([best]))[0]
-                    out["explanation"] = _png_data_url(heat_overlay(result.image, heat))
-                return out
-            return reader.read_number(data, min_confidence=min_conf).to_dict()
-        except pre.ImageTooLarge as exc:
-            raise ApiError(413, "too_large", str(exc)) from None
-        except pre.ImageError as exc:
-            raise ApiError(422, "unreadable_image", str(exc)) from None
+
+def read_one(
+    reader: Reader, mode: str, data: bytes, min_conf: float, preview: bool, explain: bool
+) -> dict[str, Any]:
+    """Read one image (already checked to be an image type) into the response dict."""
+    try:
+        if mode == "digit":
+            result = reader.read_digit(data, min_confidence=min_conf)
+            out = result.to_dict()
+            if preview:
+                out["preprocessed"] = _png_data_url(result.image)
+            if explain and result.box is not None:
+                best = int(np.argmax(result.probabilities))
+                heat = occlusion(reader.classify, result.image[None], np.array([best]))[0]
+                out["explanation"] = _png_data_url(heat_overlay(result.image, heat))
+            return out
+        return reader.read_number(data, min_confidence=min_conf).to_dict()
+    except pre.ImageTooLarge as exc:
+        raise ApiError(413, "too_large", str(exc)) from None
+    except pre.ImageError as exc:
+        raise ApiError(422, "unreadable_image", str(exc)) from None
+
+
+# The reader of a reader process (see App): made once by the pool's initializer.
+_PROCESS_READER: Reader | None = None
+
+
+def _init_process(model: str | None, min_confidence: float, max_pixels: int) -> None:
+    global _PROCESS_READER
+    cv2.setNumThreads(1)
+    _PROCESS_READER = Reader(model, min_confidence=min_confidence, threads=1, max_pixels=max_pixels)
+
+
+def _read_in_process(*args) -> dict[str, Any]:
+    assert _PROCESS_READER is not None
+    return read_one(_PROCESS_READER, *args)
+
+
+def _warm(_: int) -> bool:
+    return _PROCESS_READER is not None
 
 
 def _min_conf(value: float | None, app: App) -> float:
@@ -425,7 +478,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         [(name, data)] = (await state.image_bytes(request))[:1]
         state.check(name, data)
         # a JSONResponse skips FastAPI's jsonable_encoder: the dict is plain JSON already
-        return JSONResponse(await state.run(state.read_one, mode, data, mc, preview, explain))
+        return JSONResponse(await state.read(mode, data, mc, preview, explain))
 
     async def read_batch(request: Request, mode: str, min_conf):
         mc = _min_conf(min_conf, state)
@@ -438,7 +491,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         for name, data in items:
             try:
                 state.check(name, data)
-                out = await state.run(state.read_one, mode, data, mc, False, False)
+                out = await state.read(mode, data, mc, False, False)
                 results.append({"file": name, **out})
             except ApiError as exc:
                 results.append({"file": name, "error": exc.code, "detail": exc.detail})
