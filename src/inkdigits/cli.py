@@ -565,6 +565,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
+    if settings.processes == -1 and args.workers > 1:  # share the cores among the workers
+        settings.processes = max(1, (os.cpu_count() or 1) // args.workers)
     settings.validate()
     if settings.model is not None and not Path(settings.model).is_file():
         raise ConfigError(f"model {settings.model}: no such file")

@@ -3,12 +3,14 @@
     create_app(ServeSettings(...))   # the FastAPI app (tests, embedding)
     inkdigits serve --port 8000      # uvicorn with the app factory below
 
-The model is loaded once at start-up; every image is read in a worker thread
-(ONNX Runtime and OpenCV release the GIL), never on the event loop. Bad input
-gets a 4xx JSON body ``{"error": CODE, "detail": MESSAGE}``:
+The model is loaded once at start-up (and once in each reader process);
+images are never read on the event loop: by default in reader processes, one
+per CPU core, or in worker threads with ``processes=0``. Bad input gets a 4xx
+JSON body ``{"error": CODE, "detail": MESSAGE}``:
 
     400 empty_body / no_file / bad_request   nothing to read, or a malformed form
-    413 too_large                            body above max_upload_bytes, or too many pixels
+    413 too_large / too_many_files           body above max_upload_bytes, too many pixels,
+                                             or more images than max_batch
     415 unsupported_type                     the bytes are not a PNG/JPEG/GIF/BMP/TIFF/WebP
     422 unreadable_image / invalid_parameter a corrupt image, or a bad query value
     408 timeout                              the body arrived too slowly
