@@ -225,6 +225,9 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
     bg = cv2.morphologyEx(small, op, kernel)
+    lo, hi = float(bg.min()), float(bg.max())
+    if lo == hi:  # a flat page (a drawing pad): blurring and resizing keep the constant
+        return np.full((h, w), lo, np.float32)
     # only a light blur: a strong one would smear the edge of a shadow into "ink"
     bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
     if f > 1:
@@ -306,6 +309,8 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     if w < 50:
         return mask
     m8 = mask.astype(np.uint8)
+    if int(cv2.reduce(m8, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < length:
+        return mask  # no row holds that much ink: no rule (the opening would find none)
     runs = cv2.morphologyEx(
         m8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
     )
