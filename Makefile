@@ -59,7 +59,9 @@ test: $(VENV)/.all $(CHROMIUM)
 # Retrain the shipped default model with its recipe and seed, then ship it.
 train: $(VENV)/.all
 	$(BIN)/inkdigits train --model inkdigits-cnn --seed 0 --out $(TRAIN_OUT)
-	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/model-int8.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
+	rm -f src/inkdigits/weights/model-int8.onnx
+	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
+	if [ -f $(TRAIN_OUT)/model-int8.onnx ]; then cp $(TRAIN_OUT)/model-int8.onnx src/inkdigits/weights/; fi
 	@echo "shipped $(TRAIN_OUT)/model.onnx -> src/inkdigits/weights/"
 
 # The figures in docs/BENCHMARKS.md (about 40 minutes on 2 cores; orand.py needs
