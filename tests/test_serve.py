@@ -299,3 +299,24 @@ def test_model_card_is_json_serialisable(client):
 def test_serve_cli_errors(run_cli, argv, message):
     code, out, err = run_cli(*argv)
     assert code in (1, 2) and message in err and "Traceback" not in err
+
+
+def test_a_killed_reader_process_is_replaced():
+    """A reader process that dies costs one request a 500, never the server."""
+    import os
+    import signal
+    import time
+
+    app = create_app(ServeSettings(processes=1))
+    state = app.state.inkdigits
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.post("/api/v1/digits", content=drawn_seven()).json()["digit"] == 7
+        [pid] = list(state.pool._processes)
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        first = c.post("/api/v1/digits", content=drawn_seven())
+        assert first.status_code in (200, 500)
+        assert first.headers["content-type"] == "application/json"
+        for _ in range(3):  # a fresh reader process answers from now on
+            assert c.post("/api/v1/digits", content=drawn_seven()).json()["digit"] == 7
+        assert pid not in state.pool._processes

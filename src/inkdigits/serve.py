@@ -271,24 +271,38 @@ class App:
         # Reading is NumPy/OpenCV work with Python in between, so threads of one
         # process mostly wait for each other (the GIL); reader processes let one
         # server use every core. Spawned (not forked: ONNX Runtime holds threads).
-        n = settings.processes if settings.processes >= 0 else (os.cpu_count() or 1)
-        self.pool = None
-        if n > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        self.processes = settings.processes if settings.processes >= 0 else (os.cpu_count() or 1)
+        self.pool = self._start_pool() if self.processes > 0 else None
 
-            self.pool = ProcessPoolExecutor(
-                max_workers=n,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_process,
-                initargs=(settings.model, settings.min_confidence, settings.max_pixels),
-            )
-            assert all(self.pool.map(_warm, range(n)))  # start them now, not on a request
+    def _start_pool(self):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        s, n = self.settings, self.processes
+        pool = ProcessPoolExecutor(
+            max_workers=n,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_process,
+            initargs=(s.model, s.min_confidence, s.max_pixels),
+        )
+        if not all(pool.map(_warm, range(n))):  # start them now, not on the first request
+            raise RuntimeError("reader processes did not start")
+        return pool
 
     async def read(self, *args) -> dict[str, Any]:
         """``read_one(reader, *args)`` off the event loop; a timed-out request abandons it."""
         if self.pool is not None:
-            return await asyncio.wrap_future(self.pool.submit(_read_in_process, *args))
+            from concurrent.futures.process import BrokenProcessPool
+
+            pool = self.pool
+            try:
+                return await asyncio.wrap_future(pool.submit(_read_in_process, *args))
+            except BrokenProcessPool:  # a reader died (killed, out of memory): start afresh
+                if self.pool is pool:  # the first request to notice restarts it; until
+                    self.pool = None  # then requests are read in threads
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = await asyncio.to_thread(self._start_pool)
+                raise
 
         def work():
             with self._lock:
