@@ -34,6 +34,9 @@ def _doc(fn: Callable) -> tuple[str, str]:
     return doc.split("\n", 1)[0], doc
 
 
+DATA_DIR_HELP = "MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)"
+
+
 def _subcommand(
     sub: argparse._SubParsersAction, name: str, fn: Callable
 ) -> argparse.ArgumentParser:
@@ -237,7 +240,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--init-from", metavar="KERAS", help="start from these weights (fine-tune)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")
-    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--out", help="run folder (default: runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
 
@@ -310,7 +313,7 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "evaluate", cmd_evaluate)
     p.add_argument("--model", help="run folder, .keras or .onnx (default: the shipped model)")
-    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
     p.add_argument("--ensemble", nargs="+", metavar="PATH", help="average with these models too")
@@ -478,7 +481,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=20, help="digits to read (default 20)")
     p.add_argument("--seed", type=int, default=0, help="which random digits (default 0)")
     p.add_argument("--examples", metavar="DIR", help="also read the images in DIR, annotated")
-    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
 # --------------------------------------------------------------------------- crops
@@ -539,7 +542,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def _add_quantize(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "quantize", cmd_quantize)
     p.add_argument("run", help="a run folder holding model.onnx and card.json")
-    p.add_argument("--data-dir", help="MNIST folder (default: INKDIGITS_DATA_DIR, then the cache)")
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
 # --------------------------------------------------------------------------- serve

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import ConfigError
 
 # What the models are fed; recorded in every model card so reading never guesses.
@@ -21,6 +23,11 @@ PREPROCESSING: dict[str, Any] = {
     "centering": "center_of_mass",  # then pasted so its centre of mass is at (14, 14)
     "output": "probabilities",  # softmax over the digits 0-9
 }
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) ink-high images -> float32 (N, 28, 28, 1) in [0, 1]."""
+    return (images.astype(np.float32) * np.float32(PREPROCESSING["scale"]))[..., None]
 
 
 @dataclass

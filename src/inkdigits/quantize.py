@@ -22,16 +22,12 @@ from typing import Any
 import numpy as np
 
 from .classifier import run_onnx
-from .config import PREPROCESSING, write_json_atomic
+from .config import PREPROCESSING, to_model_input, write_json_atomic
 from .errors import ModelError
 
 INT8_FILE = "model-int8.onnx"
 CALIBRATION_IMAGES = 2000
 MAX_VAL_LOSS = 0.001  # at most 0.1 points of validation accuracy
-
-
-def _to_input(images: np.ndarray) -> np.ndarray:
-    return (images.astype(np.float32) * np.float32(PREPROCESSING["scale"]))[..., None]
 
 
 def _op_types(path: Path) -> set[str]:
@@ -50,7 +46,7 @@ def quantize_static_int8(src: Path, dst: Path, calibration: np.ndarray) -> None:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    x = _to_input(calibration)
+    x = to_model_input(calibration)
     name = PREPROCESSING["input_name"]
 
     class Batches(CalibrationDataReader):
@@ -103,9 +99,10 @@ def add_int8(run_dir: Path, splits, stream=None) -> dict[str, Any]:
     card = json.loads(card_path.read_text())
     dst = run_dir / INT8_FILE
     quantize_static_int8(src, dst, splits.x_train[:CALIBRATION_IMAGES])
-    p_val = run_onnx(dst, _to_input(splits.x_val))
-    p_test = run_onnx(dst, _to_input(splits.x_test))
-    p_test_f32 = run_onnx(src, _to_input(splits.x_test))
+    x_test = to_model_input(splits.x_test)
+    p_val = run_onnx(dst, to_model_input(splits.x_val))
+    p_test = run_onnx(dst, x_test)
+    p_test_f32 = run_onnx(src, x_test)
     val_acc = float((p_val.argmax(1) == splits.y_val).mean())
     f32_val = float(card["metrics"]["val_accuracy"])
     if val_acc < f32_val - MAX_VAL_LOSS:

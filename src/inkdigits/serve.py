@@ -104,7 +104,7 @@ class ServeSettings:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(cls(), f.name)) if f.name != "model" else str
+            kind = str if f.default is None else type(f.default)
             try:
                 values[f.name] = kind(raw)
             except ValueError:

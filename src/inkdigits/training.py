@@ -33,7 +33,7 @@ import numpy as np
 from . import data as data_mod
 from . import models  # noqa: E402
 from ._backend import keras  # noqa: E402
-from .config import PREPROCESSING, TrainConfig, write_json_atomic
+from .config import PREPROCESSING, TrainConfig, to_model_input, write_json_atomic
 from .errors import ConfigError, ModelError
 
 METRIC_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
@@ -95,11 +95,6 @@ def prepare_output_dir(out: Path, resume: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
-
-
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) ink-high images -> float32 (N, 28, 28, 1) in [0, 1]."""
-    return (images.astype(np.float32) * np.float32(PREPROCESSING["scale"]))[..., None]
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:
