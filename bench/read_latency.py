@@ -3,7 +3,9 @@
     python bench/read_latency.py [--repeats 50] [--model PATH]
 
 In-process figures are medians over --repeats calls after a warm-up (the
-image is decoded from PNG bytes each time: end to end). The cold start is the
+image is decoded from PNG bytes each time: end to end), first in a plain
+Python process, then with the allocator tuned as the `inkdigits` commands and
+the server tune it (inkdigits._memory.tune_memory). The cold start is the
 median wall time of 5 runs of `inkdigits read IMAGE` in a fresh process.
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from inkdigits import data, synth
+from inkdigits._memory import tune_memory
 from inkdigits.reader import Reader
 
 
@@ -70,14 +73,18 @@ def main() -> None:
     reader = Reader(args.model)
     one = png(fit(photo(rng, mnist, 1, 120), 640, 480))
     ten = png(fit(photo(rng, mnist, 10, 60), 1000, 300))
-    print(
-        f"one digit, 640x480 photo (PNG bytes -> result): "
-        f"{timed(lambda: reader.read_digit(one), args.repeats):.1f} ms median"
-    )
-    print(
-        f"10-digit number, 1000x300 photo:                "
-        f"{timed(lambda: reader.read_number(ten), args.repeats):.1f} ms median"
-    )
+    for how in ("plain process", "allocator tuned"):
+        if how == "allocator tuned" and not tune_memory():
+            print("allocator tuning: not available here (not glibc)")
+            break
+        print(
+            f"one digit, 640x480 photo (PNG bytes -> result), {how}: "
+            f"{timed(lambda: reader.read_digit(one), args.repeats):.1f} ms median"
+        )
+        print(
+            f"10-digit number, 1000x300 photo, {how}:                "
+            f"{timed(lambda: reader.read_number(ten), args.repeats):.1f} ms median"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digit.png"
         path.write_bytes(one)

@@ -62,6 +62,32 @@ def test_image_modes_are_read(seven, mode):
     assert np.abs(digit.astype(int) - ref.astype(int)).mean() < 12, mode
 
 
+@pytest.mark.parametrize("kind", ["L", "RGB", "RGBA", "RGBA-soft", "LA", "RGB-tRNS", "RGB16"])
+def test_png_fast_decoders_give_pillows_pixels(kind):
+    """PNG bytes take a fast decoder (libspng or OpenCV); the pixels must be Pillow's."""
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    rgba[..., 3] = 255 if kind != "RGBA-soft" else rgba[..., 3]
+    if kind == "RGB16":  # 48-bit PNG written by OpenCV (BGR order, 16 bits per channel)
+        ok, enc = cv2.imencode(".png", rgba[..., 2::-1].astype(np.uint16) * 257)
+        blob = enc.tobytes()
+    else:
+        mode = {"RGBA-soft": "RGBA", "RGB-tRNS": "RGB"}.get(kind, kind)
+        im = Image.fromarray(rgba).convert(mode)
+        kw = {"transparency": tuple(int(v) for v in rgba[0, 0, :3])} if kind == "RGB-tRNS" else {}
+        blob = png_bytes(im, **kw)
+    via_pillow = pre.load_image(Image.open(io.BytesIO(blob)))  # never the fast path
+    np.testing.assert_array_equal(pre.load_image(blob), via_pillow)
+    if kind == "RGB-tRNS":  # the key colour is transparent: flattened onto the page
+        assert tuple(via_pillow[0, 0]) in ((255, 255, 255), (0, 0, 0))
+
+
+def test_truncated_png_is_reported(seven):
+    blob = png_bytes(Image.fromarray(paper(seven, 300)))
+    with pytest.raises(ImageError, match="truncated or corrupt|cannot read"):
+        pre.load_image(blob[: len(blob) // 2])
+
+
 def test_transparent_drawing_is_flattened_onto_the_right_background(seven):
     # black strokes on a fully transparent canvas (what drawing apps export)
     alpha = cv2.resize(seven, (200, 200))

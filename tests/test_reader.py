@@ -214,3 +214,31 @@ def test_bytes_in_memory(reader, mnist):
     buf = io.BytesIO()
     Image.fromarray(paper(mnist.test_images[2])).save(buf, format="JPEG", quality=90)
     assert reader.read_digit(buf.getvalue()).digit == int(mnist.test_labels[2])
+
+
+TUNE_PROBE = """
+import sys, numpy as np
+from inkdigits._memory import tune_memory
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+tuned = tune_memory() if sys.argv[1] == "1" else False
+a = np.ones(20 * 2**20, np.uint8)  # 20 MB, touched
+before = rss()
+del a
+print(tuned, before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_tune_memory_keeps_freed_blocks_for_the_next_read():
+    """Tuned, a freed 20 MB array stays with the process (no fresh pages for the next one)."""
+    freed = {}
+    for flag in ("0", "1"):
+        out = subprocess.run(
+            [sys.executable, "-c", TUNE_PROBE, flag], capture_output=True, text=True, check=True
+        ).stdout.split()
+        freed[flag] = (out[0], float(out[1]))
+    assert freed["0"][1] > 15  # glibc's default: a block that large is unmapped on free
+    assert freed["1"] == ("True", pytest.approx(0, abs=2))  # tuned: kept for reuse

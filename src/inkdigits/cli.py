@@ -359,9 +359,11 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from ._memory import tune_memory
     from .preprocessing import ImageError, load_image
     from .reader import Reader
 
+    tune_memory()
     reader = Reader(args.model, min_confidence=args.min_confidence)
     files = expand_inputs(args.inputs)
     if not files:

@@ -133,16 +133,32 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     raise ImageError(f"array of shape {arr.shape} is not an image (expected HxW, HxWx3 or HxWx4)")
 
 
-def _decode_png_fast(src: Any, im: Image.Image) -> np.ndarray | None:
-    """Plain 8-bit PNG bytes decoded by OpenCV (faster than Pillow, the same pixels).
+try:  # libspng: the same pixels as libpng, about 1.8x faster (a 280x280 drawing 0.95 -> 0.51 ms)
+    import pyspng as _spng
+except ImportError:  # optional (no wheel for every platform): OpenCV decodes instead
+    _spng = None
 
-    Only for what both read identically: one frame, no EXIF orientation, L, RGB
-    or RGBA; anything else (palette, 16-bit, APNG, ...) goes through Pillow.
+
+def _decode_png_fast(src: Any, im: Image.Image) -> np.ndarray | None:
+    """Plain 8-bit PNG bytes decoded by libspng or OpenCV (faster than Pillow, the same pixels).
+
+    Only for what they all read identically: one frame, no EXIF orientation, no
+    transparency key, L, RGB or RGBA; anything else (palette, 16-bit, APNG, a
+    colour key, ...) goes through Pillow.
     """
     if not isinstance(src, (bytes, bytearray, memoryview)) or im.format != "PNG":
         return None
     if im.mode not in ("L", "RGB", "RGBA") or getattr(im, "n_frames", 1) > 1 or "exif" in im.info:
         return None
+    if "transparency" in im.info:  # a colour key: Pillow makes it alpha (below)
+        return None
+    if _spng is not None:
+        try:
+            arr = _spng.load(bytes(src))
+        except Exception:  # libspng refused it: let the others decode or explain
+            arr = None
+        if arr is not None and arr.dtype == np.uint8 and arr.ndim in (2, 3):
+            return arr
     arr = cv2.imdecode(np.frombuffer(src, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint8:
         return None
@@ -183,7 +199,7 @@ def load_image(src: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         im.load()
         im = ImageOps.exif_transpose(im) or im
         mode = im.mode
-        if mode == "P" or mode == "PA":
+        if mode == "P" or mode == "PA" or "transparency" in im.info:  # incl. a colour key
             im = im.convert("RGBA")
         elif mode == "CMYK" or mode == "YCbCr" or mode == "LAB" or mode == "HSV":
             im = im.convert("RGB")
@@ -205,6 +221,29 @@ class InkMap:
     ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = strongest ink
     scale: float  # working pixels per original pixel (<= 1)
     inverted: bool  # True if the original was light ink on a dark background
+
+
+def connected_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a 0/1 uint8 mask: (count incl. background, labels, stats).
+
+    The same labels and stats as ``cv2.connectedComponentsWithStats``; Grana's
+    block-based algorithm is asked for by name because OpenCV's default is about
+    3x slower on sparse masks like a digit on a page (0.47 vs 0.17 ms at 280x280).
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
+        mask, 8, cv2.CV_32S, cv2.CCL_GRANA
+    )
+    return n, labels, stats
+
+
+def ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, w, h) around the nonzero pixels of a 2-D bool or uint8 mask ((0, 0, 0, 0) if none).
+
+    What ``np.nonzero`` and min/max give, several times faster.
+    """
+    if mask.dtype == bool:
+        mask = mask.view(np.uint8)
+    return cv2.boundingRect(mask)
 
 
 def _odd(n: float) -> int:
@@ -316,7 +355,7 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     )
     if not runs.any():
         return mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    n, labels, stats = connected_components(runs)
     rules = np.zeros_like(mask)
     for i in range(1, n):
         x, y, bw, bh = (int(v) for v in stats[i, :4])
@@ -384,16 +423,16 @@ def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     soft = np.where(keep, soft, 0.0).astype(np.float32)
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    bx, by, bw, bh = ink_box(mask)
+    y0, y1, x0, x1 = by, by + bh, bx, bx + bw
     pad = 2  # keep the soft edge pixels just outside the mask
     y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
     y1, x1 = min(soft.shape[0], y1 + pad), min(soft.shape[1], x1 + pad)
     soft, mask = soft[y0:y1, x0:x1], mask[y0:y1, x0:x1]
     soft = normalise_stroke(soft, mask)
     # tight box on the (possibly thickened) ink, then pad to a square
-    ys, xs = np.nonzero(soft > INK_FLOOR * float(soft.max()))
-    soft = soft[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    bx, by, bw, bh = ink_box(soft > INK_FLOOR * float(soft.max()))
+    soft = soft[by : by + bh, bx : bx + bw]
     h, w = soft.shape
     side = max(h, w)
     square = np.zeros((side, side), np.float32)
@@ -436,7 +475,7 @@ def solid_blob(rgb: np.ndarray) -> bool:
     _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if mask.mean() > 0.5:  # the minority is the object
         mask = 1 - mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = connected_components(mask.astype(np.uint8))
     if n < 2:
         return False
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -480,11 +519,8 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     keep = np.zeros((y1 - y0, x1 - x0), bool)
     keep[piece.y - y0 : piece.y - y0 + piece.h, piece.x - x0 : piece.x - x0 + piece.w] = piece.mask
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
-    ys, xs = np.nonzero(piece.mask)
-    box = to_original(
-        (piece.x + xs.min(), piece.y + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1),
-        im.scale,
-    )
+    bx, by, bw, bh = ink_box(piece.mask)
+    box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
     return Prepared(digit, box, im.inverted)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .preprocessing import connected_components
+
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 
 
@@ -46,7 +48,7 @@ class Piece:
 
 def components(mask: np.ndarray, min_area: int = 4) -> list[Piece]:
     """8-connected components of a binary mask (single pixels of noise skipped early)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = connected_components(mask.astype(np.uint8))
     out = []
     for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1:
         x, y, w, h, _area = (int(v) for v in stats[i])

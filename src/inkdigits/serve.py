@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from . import preprocessing as pre
+from ._memory import tune_memory
 from .errors import ConfigError
 from .explain import occlusion
 from .reader import Reader
@@ -255,6 +256,7 @@ class App:
     """The state behind the routes: settings, the Reader, the inference limiter."""
 
     def __init__(self, settings: ServeSettings):
+        tune_memory()
         self.settings = settings
         self.reader = Reader(
             settings.model,
@@ -386,6 +388,7 @@ _PROCESS_READER: Reader | None = None
 
 def _init_process(model: str | None, min_confidence: float, max_pixels: int) -> None:
     global _PROCESS_READER
+    tune_memory()
     cv2.setNumThreads(1)
     _PROCESS_READER = Reader(model, min_confidence=min_confidence, threads=1, max_pixels=max_pixels)
 
