@@ -223,17 +223,44 @@ class InkMap:
     inverted: bool  # True if the original was light ink on a dark background
 
 
-def connected_components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """8-connected components of a 0/1 uint8 mask: (count incl. background, labels, stats).
+@dataclass
+class Components:
+    """8-connected components of a mask: ``stats`` rows as OpenCV's (x, y, w, h, area).
 
-    The same labels and stats as ``cv2.connectedComponentsWithStats``; Grana's
-    block-based algorithm is asked for by name because OpenCV's default is about
-    3x slower on sparse masks like a digit on a page (0.47 vs 0.17 ms at 280x280).
+    Row ``i`` (1..n-1) is component ``i``, in full-image coordinates, numbered as
+    ``cv2.connectedComponentsWithStats`` numbers them; row 0 (the background)
+    is not meaningful.
     """
+
+    n: int  # components + 1 (the background), as OpenCV counts
+    stats: np.ndarray  # int32 (n, 5)
+    labels: np.ndarray  # int32 labels of the box around all the ink only ...
+    origin: tuple[int, int]  # ... whose top-left corner is here (x, y)
+
+    def mask_of(self, i: int) -> np.ndarray:
+        """Component ``i``'s pixels, bool, over its own box ``stats[i, :4]``."""
+        x, y, w, h = (int(v) for v in self.stats[i, :4])
+        ox, oy = self.origin
+        return self.labels[y - oy : y - oy + h, x - ox : x - ox + w] == i
+
+
+def connected_components(mask: np.ndarray) -> Components:
+    """8-connected components of a 0/1 uint8 mask, the same as OpenCV's, several times faster.
+
+    Labelling runs on the box around all the ink only (the statistics pass of
+    OpenCV costs per pixel of the whole image: 1.0 ms for one digit in a
+    640x480 photo, 0.17 ms on its box), with Grana's block-based algorithm
+    asked for by name (OpenCV's default was 3x slower on a 280x280 drawing).
+    """
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0:
+        return Components(1, np.zeros((1, 5), np.int32), np.zeros((0, 0), np.int32), (0, 0))
     n, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        mask, 8, cv2.CV_32S, cv2.CCL_GRANA
+        mask[y : y + h, x : x + w], 8, cv2.CV_32S, cv2.CCL_GRANA
     )
-    return n, labels, stats
+    stats[:, 0] += x
+    stats[:, 1] += y
+    return Components(n, stats, labels, (x, y))
 
 
 def ink_box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -274,6 +301,18 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     return bg
 
 
+_U8_LEVELS = np.arange(256, dtype=np.float32) * np.float32(1 / 255)  # as ink_map scales
+
+
+def _median_u8(a: np.ndarray) -> float:
+    """``np.median`` of uint8 levels scaled as in ink_map, from a histogram: same bits, faster."""
+    cum = np.cumsum(np.bincount(a.ravel(), minlength=256))
+    n = int(cum[-1])
+    lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))  # sorted elements (n-1)//2 ...
+    hi = int(np.searchsorted(cum, n // 2, side="right"))  # ... and n//2 (the same if n is odd)
+    return float(np.mean(_U8_LEVELS[[lo, hi]]))
+
+
 def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     """RGB uint8 -> ink in [0, 1] (high = ink), polarity and shadows normalised."""
     h, w = rgb.shape[:2]
@@ -284,10 +323,11 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         )
     r, g, b = cv2.split(np.ascontiguousarray(rgb))
     # coloured ink (blue, red) is dark in its weakest channel
-    dark = cv2.min(cv2.min(r, g), b).astype(np.float32) * np.float32(1 / 255)
-    light = cv2.max(cv2.max(r, g), b).astype(np.float32) * np.float32(1 / 255)
-    med_light = float(np.median(light[::3, ::3]))  # the page's level (a subsample suffices)
-    med_dark = float(np.median(dark[::3, ::3]))
+    dark8, light8 = cv2.min(cv2.min(r, g), b), cv2.max(cv2.max(r, g), b)
+    dark = dark8.astype(np.float32) * np.float32(1 / 255)
+    light = light8.astype(np.float32) * np.float32(1 / 255)
+    med_light = _median_u8(light8[::3, ::3])  # the page's level (a subsample suffices)
+    med_dark = _median_u8(dark8[::3, ::3])
     # Both readings, each against its own local background (so shadows and
     # lighting cancel): dark ink on light paper, and light ink on a dark board.
     # Polarity: a dark page holds light ink. On a mid-grey page (a board, a screen)
@@ -355,7 +395,8 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     )
     if not runs.any():
         return mask
-    n, labels, stats = connected_components(runs)
+    comps = connected_components(runs)
+    n, stats = comps.n, comps.stats
     rules = np.zeros_like(mask)
     for i in range(1, n):
         x, y, bw, bh = (int(v) for v in stats[i, :4])
@@ -364,7 +405,7 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
         pad = max(3, bw // 10)
         band = mask[max(0, y - pad) : y + bh + pad, x : x + bw]
         if float(np.median(band.sum(axis=0))) <= max(2.0, bw / 15):
-            rules |= labels == i
+            rules[y : y + bh, x : x + bw] |= comps.mask_of(i)
     if not rules.any():
         return mask
     rules = cv2.dilate(rules.astype(np.uint8), np.ones((3, 1), np.uint8)) > 0  # its soft edges
@@ -475,14 +516,15 @@ def solid_blob(rgb: np.ndarray) -> bool:
     _, mask = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if mask.mean() > 0.5:  # the minority is the object
         mask = 1 - mask
-    n, labels, stats = connected_components(mask.astype(np.uint8))
+    comps = connected_components(mask.astype(np.uint8))
+    n, stats = comps.n, comps.stats
     if n < 2:
         return False
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h, area = (int(v) for v in stats[i])
     if area < 0.02 * mask.size or not 0.4 <= w / h <= 2.5:
         return False
-    shape = (labels[y : y + h, x : x + w] == i).astype(np.uint8)
+    shape = comps.mask_of(i).astype(np.uint8)
     contours, hierarchy = cv2.findContours(shape, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     holes = sum(1 for hrow in hierarchy[0] if hrow[3] >= 0) if hierarchy is not None else 0
     return holes == 0 and area / (w * h) > 0.7

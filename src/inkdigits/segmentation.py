@@ -48,11 +48,11 @@ class Piece:
 
 def components(mask: np.ndarray, min_area: int = 4) -> list[Piece]:
     """8-connected components of a binary mask (single pixels of noise skipped early)."""
-    n, labels, stats = connected_components(mask.astype(np.uint8))
+    comps = connected_components(mask.astype(np.uint8))
     out = []
-    for i in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1:
-        x, y, w, h, _area = (int(v) for v in stats[i])
-        out.append(Piece(x, y, w, h, labels[y : y + h, x : x + w] == i))
+    for i in np.flatnonzero(comps.stats[1:, cv2.CC_STAT_AREA] >= min_area) + 1:
+        x, y, w, h, _area = (int(v) for v in comps.stats[i])
+        out.append(Piece(x, y, w, h, comps.mask_of(i)))
     return out
 
 
