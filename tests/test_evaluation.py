@@ -187,7 +187,7 @@ def test_compare_runs(smoke_run, tmp_path, mnist_dir, run_cli):
                            "--out", tmp_path)  # fmt: skip
     assert code == 0
     md = (tmp_path / "compare.md").read_text().splitlines()
-    assert len(md) == 4 and "fast-cnn" in md[2] and "29,402" in md[2]
+    assert len(md) == 4 and "fast-cnn" in md[2] and "422,442" in md[2]
     csv_rows = (tmp_path / "compare.csv").read_text().splitlines()
     assert csv_rows[0].split(",") == ev.COMPARE_FIELDS and len(csv_rows) == 3
 

@@ -118,6 +118,43 @@ def test_stroke_augmentation_thickens_and_thins_strokes():
     assert models.RandomAffine.from_config(config).stroke == 1.0
 
 
+def test_elastic_sampler_matches_the_affine_warp_without_displacement(mnist):
+    """The one-pass sampler used with elastic distortion reads pixels as affine_transform does."""
+    x = (mnist.test_images[:16].astype(np.float32) / 255.0)[..., None]
+    rng = np.random.default_rng(4)
+    angle, zoom = rng.uniform(-0.2, 0.2, 16), 1 + rng.uniform(-0.1, 0.1, 16)
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    a2, b2 = rng.uniform(-3, 3, 16), rng.uniform(-3, 3, 16)
+    params = [v.astype(np.float32) for v in (cos, -sin, a2, sin, cos, b2)]
+    zeros = np.zeros(16, np.float32)
+    ref = keras.ops.image.affine_transform(
+        x, np.stack([*params, zeros, zeros], axis=1), "bilinear", "constant", 0.0
+    )
+    got = models.RandomAffine._sample(x, params, np.zeros((16, 28, 28, 2), np.float32))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), ref, atol=1e-4)
+
+
+def test_elastic_distortion_bends_strokes_locally():
+    """Elastic alone moves pixels by a few px, differently across the image, keeping the ink."""
+    layer = models.RandomAffine(rotation_deg=0, scale=0, shear=0, translate=0, seed=2, elastic=1.0)
+    x = np.zeros((32, 28, 28, 1), np.float32)
+    x[:, 4:24, 12:16] = 1.0  # a vertical bar
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert np.isfinite(y).all() and 0.0 <= y.min() and y.max() <= 1.0 + 1e-6
+    mass = y.sum(axis=(1, 2, 3)) / x[0].sum()
+    # ink kept, locally stretched or squeezed: the field's slope is about std / sigma = 0.3
+    assert 0.5 < mass.min() and mass.max() < 2.0 and abs(np.median(mass) - 1) < 0.1
+    # the bar's centre moves by different amounts in its top and bottom halves: a bend,
+    # which no affine warp of this layer (all ranges 0) could make
+    cols = np.arange(28)
+    top, bottom = y[:, 4:14, :, 0].sum(axis=1), y[:, 14:24, :, 0].sum(axis=1)
+    shift = (top * cols).sum(1) / top.sum(1) - (bottom * cols).sum(1) / bottom.sum(1)
+    assert np.abs(shift).max() > 0.5 and np.abs(shift).mean() < 4
+    disp = keras.ops.convert_to_numpy(layer._displacement(8))
+    assert 0.5 < np.abs(disp).mean() < 3  # Simard's alpha 34, sigma 4: about a pixel or two
+    assert models.RandomAffine.from_config(layer.get_config()).elastic == 1.0
+
+
 def test_unknown_model_lists_known_names():
     with pytest.raises(ConfigError, match="unknown model 'resnet9000'; choose one of: seed-cnn"):
         models.get_spec("resnet9000")

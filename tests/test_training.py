@@ -43,7 +43,7 @@ def test_smoke_run_writes_every_artefact(smoke_run):
 def test_card_describes_the_model(smoke_run, mnist_dir):
     out, card = smoke_run
     assert card["model"]["name"] == "fast-cnn"
-    assert card["model"]["parameters"] == 29_402
+    assert card["model"]["parameters"] == 422_442
     assert card["onnx"]["sha256"] == hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     assert card["onnx"]["parity_max_abs_diff"] < 1e-4
     assert card["preprocessing"]["input_shape"] == [28, 28, 1]

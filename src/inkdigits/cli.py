@@ -179,6 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train_subset",
             "augment",
             "stroke",
+            "elastic",
             "extra_digits",
             "extra_repeat",
             "init_from",
@@ -231,6 +232,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--stroke", type=float, help="pen-width augmentation in [0, 1] (default: the recipe's)"
+    )
+    p.add_argument(
+        "--elastic",
+        type=float,
+        help="elastic distortion in [0, 2], 1 = Simard et al.'s (default: the recipe's)",
     )
     p.add_argument(
         "--extra-digits", metavar="NPZ", help="extra labelled digits (from `inkdigits crops`)"

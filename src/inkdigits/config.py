@@ -51,6 +51,9 @@ class TrainConfig:
     stroke: float | None = None
     """augmentation: random pen-width change, a fraction in [0, 1] of a 3x3
     dilation/erosion (0 = off); None takes the recipe"""
+    elastic: float | None = None
+    """augmentation: elastic distortion strength in [0, 2] (1 = Simard et al.'s
+    alpha 34, sigma 4; 0 = off); None takes the recipe"""
     label_smoothing: float = 0.0
     """label smoothing for the cross-entropy (0 = off)"""
     weight_decay: float | None = None
@@ -91,6 +94,10 @@ class TrainConfig:
             (
                 self.stroke is None or 0.0 <= self.stroke <= 1.0,
                 f"stroke must be in [0, 1], got {self.stroke}",
+            ),
+            (
+                self.elastic is None or 0.0 <= self.elastic <= 2.0,
+                f"elastic must be in [0, 2], got {self.elastic}",
             ),
             (
                 0.0 <= self.label_smoothing < 1.0,

@@ -66,6 +66,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         "augment",
         "weight_decay",
         "stroke",
+        "elastic",
     ):
         if d[key] is None:
             d[key] = getattr(r, key)
@@ -178,7 +179,9 @@ def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
         net = keras.Sequential(
             [
                 keras.Input(models.INPUT_SHAPE),
-                models.RandomAffine(seed=cfg.seed, stroke=cfg.stroke or 0.0),
+                models.RandomAffine(
+                    seed=cfg.seed, stroke=cfg.stroke or 0.0, elastic=cfg.elastic or 0.0
+                ),
                 base,
             ],
             name="train_wrapper",
