@@ -193,8 +193,10 @@ def test_output_follows_mnist_geometry(seven):
 @pytest.mark.parametrize(
     "ink, bg",
     [((20, 20, 20), (255, 255, 255)), ((30, 50, 170), (235, 222, 190)),
-     ((190, 30, 30), (245, 240, 225)), ((240, 240, 240), (15, 15, 15))],
-    ids=["black-on-white", "blue-on-beige", "red-on-cream", "white-on-black"],
+     ((190, 30, 30), (245, 240, 225)), ((240, 240, 240), (15, 15, 15)),
+     ((15, 15, 20), (100, 98, 92)), ((210, 210, 200), (80, 82, 80))],
+    ids=["black-on-white", "blue-on-beige", "red-on-cream", "white-on-black",
+         "black-on-dim-grey-paper", "chalk-on-grey-board"],
 )  # fmt: skip
 def test_colour_and_polarity_give_the_same_digit(seven, ink, bg):
     ref = pre.preprocess(paper(seven)).digit.astype(int)

@@ -330,17 +330,25 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     med_dark = _median_u8(dark8[::3, ::3])
     # Both readings, each against its own local background (so shadows and
     # lighting cancel): dark ink on light paper, and light ink on a dark board.
-    # Polarity: a dark page holds light ink. On a mid-grey page (a board, a screen)
-    # count the pixels clearly lighter than their local page and those clearly
-    # darker: strokes are many such pixels of one kind; shadow edges give a few of
-    # both kinds, and the gaps inside a bright digit only a few dark ones.
-    # Each background is computed only when the decision needs it (the same
-    # decision as computing both: on a near-white page nothing can be lighter
-    # than the page's median by the contrast, so no pixel "rises").
+    # Polarity: count the pixels clearly lighter than their local page and those
+    # clearly darker: strokes are many such pixels of one kind; shadow edges give
+    # a few of both kinds, and the gaps inside a bright digit only a few dark ones.
+    # A dark page (a board; or grey paper in a dim photo) holds light ink unless
+    # clearly more pixels are darker than it; a light one holds dark ink unless
+    # clearly more are lighter. Each background is computed only when the
+    # decision needs it (the same decision as computing both: on a near-white
+    # page nothing can be lighter than the page's median by the contrast, so no
+    # pixel "rises").
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
     bg_dark = bg_light = None
     if med_light < 0.45:
         inverted = True
+        bg_dark = _background(dark, dark_ink=True)
+        fall = int(np.count_nonzero((bg_dark - dark > c) & (med_dark - dark > c)))
+        if fall > 30:
+            bg_light = _background(light, dark_ink=False)
+            rise = int(np.count_nonzero((light - bg_light > c) & (light - med_light > c)))
+            inverted = not fall > 1.5 * max(rise, 20)
     else:
         rise = 0
         if med_light < 1.0 - c + 1e-3:
