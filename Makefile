@@ -70,9 +70,9 @@ bench: $(VENV)/.all $(CHROMIUM)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/onnx_speed.py
 	$(BIN)/python bench/onnx_speed.py --model src/inkdigits/weights/model.onnx
-	$(BIN)/python bench/read_latency.py
-	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --width 24 --hidden 128 --epochs 2 --seeds 0 1 2
-	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 3 --no-augment --seeds 0
+	$(BIN)/python bench/read_latency.py --repeats 200
+	$(BIN)/python bench/time_to_accuracy.py --target 0.99 --model fast-cnn --seeds 0 1 2 --checks-per-epoch 8 --first-check 1
+	$(BIN)/python bench/time_to_accuracy.py --target 0.995 --model inkdigits-cnn --epochs 3 --no-augment --first-check 2 --seeds 0 1 2
 	$(BIN)/python bench/seed_cnn.py --seeds 0
 	$(BIN)/python bench/realworld.py --digits 2000 --numbers 500
 	$(BIN)/python bench/orand.py
