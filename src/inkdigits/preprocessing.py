@@ -340,33 +340,32 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # page nothing can be lighter than the page's median by the contrast, so no
     # pixel "rises").
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
-    bg_dark = bg_light = None
+    backgrounds: dict[bool, np.ndarray] = {}
+
+    def background(dark_ink: bool) -> np.ndarray:  # each computed at most once
+        if dark_ink not in backgrounds:
+            backgrounds[dark_ink] = _background(dark if dark_ink else light, dark_ink)
+        return backgrounds[dark_ink]
+
+    def rises() -> int:  # pixels clearly lighter than their local page
+        return int(np.count_nonzero((light - background(False) > c) & (light - med_light > c)))
+
+    def falls() -> int:  # pixels clearly darker than their local page
+        return int(np.count_nonzero((background(True) - dark > c) & (med_dark - dark > c)))
+
+    # "x > 1.5 * max(y, 20)" needs x > 30, so y is counted only when x passes that
     if med_light < 0.45:
-        inverted = True
-        bg_dark = _background(dark, dark_ink=True)
-        fall = int(np.count_nonzero((bg_dark - dark > c) & (med_dark - dark > c)))
-        if fall > 30:
-            bg_light = _background(light, dark_ink=False)
-            rise = int(np.count_nonzero((light - bg_light > c) & (light - med_light > c)))
-            inverted = not fall > 1.5 * max(rise, 20)
+        fall = falls()
+        inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
     else:
-        rise = 0
-        if med_light < 1.0 - c + 1e-3:
-            bg_light = _background(light, dark_ink=False)
-            rise = int(np.count_nonzero((light - bg_light > c) & (light - med_light > c)))
-        inverted = False
-        if rise > 30:  # 1.5 * max(fall, 20) can only be exceeded by more than 30 pixels
-            bg_dark = _background(dark, dark_ink=True)
-            fall = int(np.count_nonzero((bg_dark - dark > c) & (med_dark - dark > c)))
-            inverted = rise > 1.5 * max(fall, 20)
+        rise = rises() if med_light < 1.0 - c + 1e-3 else 0
+        inverted = rise > 30 and rise > 1.5 * max(falls(), 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
     if inverted:
-        if bg_light is None:
-            bg_light = _background(light, dark_ink=False)
+        bg_light = background(False)
         ink = np.clip((light - bg_light) / np.maximum(1.0 - bg_light, 0.15), 0, 1)
     else:
-        if bg_dark is None:
-            bg_dark = _background(dark, dark_ink=True)
+        bg_dark = background(True)
         ink = np.clip((bg_dark - dark) / np.maximum(bg_dark, 0.15), 0, 1)  # 0 on a black page
     ink = ink.astype(np.float32)
     if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep every pixel
