@@ -105,6 +105,29 @@ def test_solid_blob_is_not_a_digit(reader):
     assert d.digit is None and "not a digit" in d.reason
 
 
+def test_digit_on_a_half_shadowed_photo_is_no_blob(reader, mnist):
+    # the shaded half of a photo is a large hole-free shape; the digit is not it
+    rgb = paper(mnist.test_images[1], 160, ink=(30, 40, 140), bg=(225, 215, 195))
+    page = np.full((400, 400, 3), (225, 215, 195), np.float32)
+    page[120:280, 40:200] = rgb
+    shade = np.where(np.arange(400) > 230, 0.55, 1.0)[None, :, None]  # a hand's shadow
+    img = (page * shade).astype(np.uint8)
+    d = reader.read_digit(img)
+    assert d.digit == mnist.test_labels[1], d.reason
+
+
+def test_a_digit_broken_in_pieces_is_read_whole(reader, mnist):
+    # a thin pen that skipped: the 4 (test index 4) loses a band across its strokes
+    four = mnist.test_images[4].copy()
+    assert mnist.test_labels[4] == 4
+    big = paper(four, 200)
+    big[:, 95:103] = 250  # a vertical gap: left and right parts side by side
+    d = reader.read_digit(big)
+    assert d.digit == 4
+    x, y, w, h = d.box
+    assert x < 95 and x + w > 103  # the box spans both parts
+
+
 def test_min_confidence_turns_guesses_into_unknowns(mnist):
     sure = Reader(min_confidence=0.0).read_digit(paper(mnist.test_images[0]))
     assert sure.digit == 7 and sure.reason is None

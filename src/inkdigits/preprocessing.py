@@ -42,6 +42,7 @@ STROKE_THICK, STROKE_THICK_TO = 0.28, 0.20  # thicker strokes are thinned to 0.2
 INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
+HYSTERESIS = 0.6  # ink down to this share of the threshold joins the strokes it touches
 
 
 class ImageError(InkdigitsError):
@@ -290,7 +291,13 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     k = _odd(min(small.shape) / 5)  # wider than any stroke of a digit that fits the image
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
-    bg = cv2.morphologyEx(small, op, kernel)
+    # The page continued past the image's edge (replicated once, not per
+    # pass): OpenCV's default border lets the two passes of a closing fill a
+    # dark corner (an opening: clip a bright one), and a lighting gradient
+    # falling toward the edge became a band of "ink" along it.
+    p = k // 2 + 1
+    padded = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
+    bg = cv2.morphologyEx(padded, op, kernel)[p:-p, p:-p]
     lo, hi = float(bg.min()), float(bg.max())
     if lo == hi:  # a flat page (a drawing pad): blurring and resizing keep the constant
         return np.full((h, w), lo, np.float32)
@@ -336,56 +343,94 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # A dark page (a board; or grey paper in a dim photo) holds light ink unless
     # clearly more pixels are darker than it; a light one holds dark ink unless
     # clearly more are lighter. Each background is computed only when the
-    # decision needs it (the same decision as computing both: on a near-white
-    # page nothing can be lighter than the page's median by the contrast, so no
-    # pixel "rises").
+    # decision needs it. On a dim page (median below 0.45) darkness is counted
+    # relative to the page's level, as the ink itself is (ink takes a share of
+    # the light), so a dim photo of grey paper counts its strokes as a white
+    # page does; elsewhere contrasts are absolute (relative ones would count the
+    # shading of a mid-grey board, or the paper between the marks of a printed
+    # pattern, as strokes).
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
-    backgrounds: dict[bool, np.ndarray] = {}
+    inks: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
 
-    def background(dark_ink: bool) -> np.ndarray:  # each computed at most once
-        if dark_ink not in backgrounds:
-            backgrounds[dark_ink] = _background(dark if dark_ink else light, dark_ink)
-        return backgrounds[dark_ink]
+    def ink_of(dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:  # (ink, its divisor), once
+        if dark_ink not in inks:
+            if dark_ink:  # how much darker than the local page, relative to its level
+                bg = _background(dark, True)
+                room = np.maximum(bg, 0.15)
+                ink = (bg - dark) / room  # 0 on a black page
+            else:  # how much lighter, relative to the room left above the page
+                bg = _background(light, False)
+                room = np.maximum(1.0 - bg, 0.15)
+                ink = (light - bg) / room
+            ink = np.clip(ink, 0, 1).astype(np.float32)
+            if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep all
+                ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
+            inks[dark_ink] = (ink, room)
+        return inks[dark_ink]
 
-    def rises() -> int:  # pixels clearly lighter than their local page
-        return int(np.count_nonzero((light - background(False) > c) & (light - med_light > c)))
+    def rises() -> int:  # pixels clearly lighter than their local page and the median
+        ink, room = ink_of(False)
+        return int(np.count_nonzero((ink * room > c) & (light - med_light > c)))
 
-    def falls() -> int:  # pixels clearly darker than their local page
-        return int(np.count_nonzero((background(True) - dark > c) & (med_dark - dark > c)))
+    def falls(relative: bool) -> int:  # pixels clearly darker than their local page and median
+        ink, room = ink_of(True)
+        if relative:
+            return int(np.count_nonzero((ink > c) & (med_dark - dark > c * max(med_dark, 0.15))))
+        return int(np.count_nonzero((ink * room > c) & (med_dark - dark > c)))
 
     # "x > 1.5 * max(y, 20)" needs x > 30, so y is counted only when x passes that
     if med_light < 0.45:
-        fall = falls()
+        fall = falls(relative=True)
         inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
-    else:
+    else:  # on a near-white page nothing is lighter than the median by the contrast
         rise = rises() if med_light < 1.0 - c + 1e-3 else 0
-        inverted = rise > 30 and rise > 1.5 * max(falls(), 20)
+        inverted = rise > 30 and rise > 1.5 * max(falls(relative=False), 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
-    if inverted:
-        bg_light = background(False)
-        ink = np.clip((light - bg_light) / np.maximum(1.0 - bg_light, 0.15), 0, 1)
-    else:
-        bg_dark = background(True)
-        ink = np.clip((bg_dark - dark) / np.maximum(bg_dark, 0.15), 0, 1)  # 0 on a black page
-    ink = ink.astype(np.float32)
-    if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep every pixel
-        ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
+    ink = ink_of(not inverted)[0]
     return InkMap(ink, scale, inverted)
 
 
-def binarize(ink: np.ndarray) -> tuple[np.ndarray, float]:
+def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, float]:
     """Ink mask by Otsu on the ink map, never below INK_FLOOR; returns (mask, threshold).
 
     Printed rules (long, thin horizontal lines under amounts and on forms) are
-    removed from the mask.
+    removed from the mask. ``faint_strokes`` also keeps weaker ink joined to
+    the strokes (see :func:`_hysteresis`): right for one digit, wrong for a
+    number, whose digits faint ligatures and smears would join (on the ORAND
+    check amounts it cost 8 points of exact matches).
     """
     if float(ink.max(initial=0.0)) < MIN_CONTRAST:
         return np.zeros(ink.shape, bool), 1.0
     u8 = (ink * 255).astype(np.uint8)
     t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     thr = max(float(t) / 255.0, INK_FLOOR)
-    mask = ink > thr
+    mask = _hysteresis(ink, thr) if faint_strokes else ink > thr
     return remove_rules(mask), thr
+
+
+def _hysteresis(ink: np.ndarray, thr: float) -> np.ndarray:
+    """Ink above ``thr``, and weaker ink (down to HYSTERESIS * thr) connected to it.
+
+    One threshold keeps only the darkest parts of a faint or thin stroke (where
+    lines cross, or the pen pressed): a 4 falls apart into blobs. Weaker pixels
+    joined to strong ones are the rest of those strokes; weak ink on its own
+    (a shadow, a smudge, paper texture) stays out.
+    """
+    strong = ink > thr
+    low = max(INK_FLOOR, HYSTERESIS * thr)
+    if low >= thr:
+        return strong
+    comps = connected_components((ink > low).view(np.uint8))
+    if comps.n < 2:
+        return strong
+    (ox, oy), labels = comps.origin, comps.labels
+    h, w = labels.shape
+    keep = np.zeros(comps.n, bool)
+    keep[labels[strong[oy : oy + h, ox : ox + w]]] = True
+    keep[0] = False
+    mask = np.zeros_like(strong)
+    mask[oy : oy + h, ox : ox + w] = keep[labels]
+    return mask
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
@@ -506,12 +551,25 @@ def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def solid_blob(rgb: np.ndarray) -> bool:
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def solid_blob(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bool:
     """True if the image's main dark (or light) shape is a solid blob, not a stroke.
 
     Background correction turns a filled shape larger than its kernel into a
     ring (which reads like a 0), so blobs are judged on a global threshold of
-    the raw image: a large, hole-free shape filling most of its box.
+    the raw image: a large, hole-free shape filling most of its box. With
+    ``box`` (where the digit was found, original pixels) the blob must be that
+    ink: the shaded part of a photo is a large hole-free shape too, and a digit
+    written on it is no blob.
     """
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     f = -(-max(grey.shape) // 256)  # an integer factor to at most 256 px (fast INTER_AREA)
@@ -530,6 +588,8 @@ def solid_blob(rgb: np.ndarray) -> bool:
     i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h, area = (int(v) for v in stats[i])
     if area < 0.02 * mask.size or not 0.4 <= w / h <= 2.5:
+        return False
+    if box is not None and _iou((x * f, y * f, w * f, h * f), box) < 0.5:
         return False
     shape = comps.mask_of(i).astype(np.uint8)
     contours, hierarchy = cv2.findContours(shape, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
@@ -555,7 +615,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     from .segmentation import main_piece
 
     im = ink_map(load_image(src, max_pixels))
-    mask, _ = binarize(im.ink)
+    mask, _ = binarize(im.ink, faint_strokes=True)
     piece = main_piece(mask, im.ink)
     if piece is None:
         return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)

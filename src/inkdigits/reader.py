@@ -146,7 +146,8 @@ class Reader:
                 None, 0.0, [0.0] * 10, None, "no digit found (no ink)", prepared.digit
             )
         probs = self.classify(prepared.digit[None])[0]
-        gate = "not a digit (a solid blob)" if pre.solid_blob(rgb) else not_a_digit(prepared.digit)
+        blob = pre.solid_blob(rgb, prepared.box)
+        gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
 
     def read_number(

@@ -280,14 +280,47 @@ def drop_weak(pieces: list[Piece], ink: np.ndarray, rel: float = 0.55) -> list[P
     return [p for p, s in zip(pieces, strength, strict=True) if s >= rel * top]
 
 
+def _box_gap(a: Piece, b: Piece) -> int:
+    """Pixels between two boxes (the larger of the x and y gaps; <= 0 when they overlap)."""
+    return max(_x_gap(a, b), _y_gap(a, b))
+
+
+def gather(main: Piece, others: list[Piece]) -> Piece:
+    """The main piece of a single digit with the nearby pieces of the same digit.
+
+    A thin or faint digit breaks into pieces (a 4 whose arm is detached, a 5
+    whose flag is, a 3 in two arcs); an image of one digit holds no other
+    digit, so a strong piece close to it is part of it, as long as the whole
+    stays digit-shaped. A flat piece (a bar) must be no wider than the digit.
+    """
+    rest = list(others)
+    while rest:
+        size = max(main.w, main.h)
+        near = [
+            q
+            for q in rest
+            if _box_gap(main, q) <= 0.25 * size and (q.w <= 3.0 * q.h or q.w <= size)
+        ]
+        near = [q for q in near if (u := union(main, q)).w <= 1.5 * u.h]
+        if not near:
+            return main
+        q = min(near, key=lambda q: _box_gap(main, q))
+        main = union(main, q)
+        rest.remove(q)
+    return main
+
+
 def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
-    """The one digit of a single-digit image: the biggest strong piece that is not a mark."""
+    """The one digit of a single-digit image: the biggest strong piece that is not a mark,
+    with the pieces of the same digit near it (see :func:`gather`)."""
     pieces = merge_pieces(drop_specks(components(mask)))
-    pieces = [p for p in pieces if not (p.w > 3.0 * p.h)]  # flat: rules, dashes
-    pieces = drop_weak(pieces, ink)
-    if not pieces:
+    solid = drop_weak([p for p in pieces if not (p.w > 3.0 * p.h)], ink)  # flat: rules, dashes
+    if not solid:
         return None
-    return max(pieces, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
+    best = max(solid, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
+    floor = 0.55 * max(ink_strength(p, ink) for p in solid)  # as drop_weak
+    others = [p for p in pieces if p is not best and ink_strength(p, ink) >= floor]
+    return gather(best, others)
 
 
 def find_digits(
