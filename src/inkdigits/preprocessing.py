@@ -350,33 +350,30 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # shading of a mid-grey board, or the paper between the marks of a printed
     # pattern, as strokes).
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
-    inks: dict[bool, tuple[np.ndarray, np.ndarray]] = {}
+    backgrounds: dict[bool, np.ndarray] = {}
+    denoise = min(dark.shape) >= 64  # salt noise of photos and scans; small inputs keep all
 
-    def ink_of(dark_ink: bool) -> tuple[np.ndarray, np.ndarray]:  # (ink, its divisor), once
-        if dark_ink not in inks:
-            if dark_ink:  # how much darker than the local page, relative to its level
-                bg = _background(dark, True)
-                room = np.maximum(bg, 0.15)
-                ink = (bg - dark) / room  # 0 on a black page
-            else:  # how much lighter, relative to the room left above the page
-                bg = _background(light, False)
-                room = np.maximum(1.0 - bg, 0.15)
-                ink = (light - bg) / room
-            ink = np.clip(ink, 0, 1).astype(np.float32)
-            if min(ink.shape) >= 64:  # salt noise of photos and scans; small inputs keep all
-                ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
-            inks[dark_ink] = (ink, room)
-        return inks[dark_ink]
+    def background(dark_ink: bool) -> np.ndarray:  # each computed at most once
+        if dark_ink not in backgrounds:
+            backgrounds[dark_ink] = _background(dark if dark_ink else light, dark_ink)
+        return backgrounds[dark_ink]
+
+    def count(mask: np.ndarray) -> int:  # pixels of strokes, not of grain: median-filtered
+        m = mask.view(np.uint8)
+        return int(np.count_nonzero(cv2.medianBlur(m, 3) if denoise else m))
 
     def rises() -> int:  # pixels clearly lighter than their local page and the median
-        ink, room = ink_of(False)
-        return int(np.count_nonzero((ink * room > c) & (light - med_light > c)))
+        return count((light - background(False) > c) & (light - med_light > c))
 
     def falls(relative: bool) -> int:  # pixels clearly darker than their local page and median
-        ink, room = ink_of(True)
+        bg = background(True)
         if relative:
-            return int(np.count_nonzero((ink > c) & (med_dark - dark > c * max(med_dark, 0.15))))
-        return int(np.count_nonzero((ink * room > c) & (med_dark - dark > c)))
+            off = (bg - dark > c * np.maximum(bg, 0.15)) & (
+                med_dark - dark > c * max(med_dark, 0.15)
+            )
+        else:
+            off = (bg - dark > c) & (med_dark - dark > c)
+        return count(off)
 
     # "x > 1.5 * max(y, 20)" needs x > 30, so y is counted only when x passes that
     if med_light < 0.45:
@@ -386,7 +383,15 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         rise = rises() if med_light < 1.0 - c + 1e-3 else 0
         inverted = rise > 30 and rise > 1.5 * max(falls(relative=False), 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
-    ink = ink_of(not inverted)[0]
+    if inverted:  # how much lighter, relative to the room left above the page
+        bg = background(False)
+        ink = (light - bg) / np.maximum(1.0 - bg, 0.15)
+    else:  # how much darker, relative to the page's level (0 on a black page)
+        bg = background(True)
+        ink = (bg - dark) / np.maximum(bg, 0.15)
+    ink = np.clip(ink, 0, 1).astype(np.float32)
+    if denoise:
+        ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
     return InkMap(ink, scale, inverted)
 
 
