@@ -271,7 +271,10 @@ def ink_strength(piece: Piece, ink: np.ndarray) -> float:
     return float(ink[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w][piece.mask].mean())
 
 
-def drop_weak(pieces: list[Piece], ink: np.ndarray, rel: float = 0.55) -> list[Piece]:
+WEAK = 0.55  # a piece whose ink is below this share of the strongest piece's is no stroke
+
+
+def drop_weak(pieces: list[Piece], ink: np.ndarray, rel: float = WEAK) -> list[Piece]:
     """Remove pieces whose ink is much fainter than the strongest piece's."""
     if not pieces:
         return pieces
@@ -314,13 +317,17 @@ def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
     """The one digit of a single-digit image: the biggest strong piece that is not a mark,
     with the pieces of the same digit near it (see :func:`gather`)."""
     pieces = merge_pieces(drop_specks(components(mask)))
-    solid = drop_weak([p for p in pieces if not (p.w > 3.0 * p.h)], ink)  # flat: rules, dashes
+    strength = [ink_strength(p, ink) for p in pieces]
+    solid = [i for i, p in enumerate(pieces) if not (p.w > 3.0 * p.h)]  # flat: rules, dashes
     if not solid:
         return None
-    best = max(solid, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
-    floor = 0.55 * max(ink_strength(p, ink) for p in solid)  # as drop_weak
-    others = [p for p in pieces if p is not best and ink_strength(p, ink) >= floor]
-    return gather(best, others)
+    floor = WEAK * max(strength[i] for i in solid)  # drop_weak's rule, among the solid pieces
+    strong = [i for i in range(len(pieces)) if strength[i] >= floor]
+    best = max(
+        (i for i in solid if strength[i] >= floor),
+        key=lambda i: pieces[i].area * pieces[i].h * strength[i] ** 2,
+    )
+    return gather(pieces[best], [pieces[i] for i in strong if i != best])
 
 
 def find_digits(
