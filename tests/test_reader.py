@@ -73,6 +73,35 @@ def test_punctuation_and_a_printed_line_are_not_digits(reader, mnist):
     assert ok >= 5
 
 
+def test_generated_comma_and_dot_sit_on_the_baseline(mnist):
+    # the benchmark's marks look like written ones: a '.' on the baseline, a ','
+    # with its dot there and its tail below the line (not a stroke inside it)
+    digit = synth._digit_alpha(mnist.test_images[0], 60, 0.0)
+    for mark in ".,":
+        glyphs = [(digit, "digit"), (synth._punct_alpha(mark, 60, np.random.default_rng(0)), mark)]
+        layer, boxes = synth._layout(np.random.default_rng(0), glyphs, 60, "spaced")
+        x, y, w, h = boxes[0]
+        rows = np.flatnonzero(layer[:, x + w :].max(axis=1) > 0.5)  # the mark's ink
+        base = y + h
+        assert base - 0.25 * 60 <= rows[0] <= base  # its top: low on the line
+        if mark == ",":
+            assert rows[-1] >= base + 0.2 * 60  # the tail hangs below
+        else:
+            assert rows[-1] <= base + 3
+
+
+@pytest.mark.parametrize("rotation", [-8.0, 0.0, 8.0])
+def test_a_comma_below_a_slanted_line_is_no_digit_and_no_new_line(reader, mnist, rotation):
+    # a written comma: its dot on the baseline, its tail hanging below the line,
+    # as tall as half a digit; on a slanted line it sits below the digit before it
+    rng = np.random.default_rng(5)
+    force = {**CLEAN, "punctuation": True, "mark": ",", "rotation": rotation}
+    for _ in range(4):
+        s = synth.render(rng, mnist.test_images, mnist.test_labels, 5, **force)
+        r = reader.read_number(s.image)
+        assert r.lines == [s.label]
+
+
 def test_two_lines_give_two_numbers(reader, mnist):
     rng = np.random.default_rng(3)
     a = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)

@@ -125,18 +125,29 @@ def merge_pieces(pieces: list[Piece], height: float | None = None) -> list[Piece
 def group_lines(pieces: list[Piece]) -> list[list[Piece]]:
     """Rows of pieces, top to bottom, each left to right.
 
-    A piece joins the line whose nearest piece (in x) overlaps it vertically,
-    so a line written at a slant (a rotated photo) stays one line.
+    A piece joins the line whose nearest pieces (in x) overlap it vertically,
+    so a line written at a slant (a rotated photo) stays one line. The last
+    three pieces of a line are compared, not only the last: a comma hanging
+    below the line barely overlaps the digit after it. A short piece (under
+    3/4 of a neighbour's height) whose top is inside that neighbour's rows,
+    or just below them on a slanted line, belongs with it however far it
+    hangs below: a comma.
     """
+
+    def overlap(p: Piece, q: Piece) -> float:
+        if p.h < 0.75 * q.h and q.y <= p.y <= q.y + 1.2 * q.h:
+            return 1.0
+        return (min(q.y + q.h, p.y + p.h) - max(q.y, p.y)) / max(1, min(p.h, q.h))
+
     lines: list[list[Piece]] = []
     for p in sorted(pieces, key=lambda p: (p.x, p.y)):
         best, best_overlap = None, 0.0
         for line in lines:
+            o = max(overlap(p, q) for q in line[-3:])
             q = line[-1]  # the line's rightmost piece so far
-            overlap = (min(q.y + q.h, p.y + p.h) - max(q.y, p.y)) / max(1, min(p.h, q.h))
             gap = p.x - (q.x + q.w)
-            if overlap >= 0.35 and gap < 3 * max(p.h, q.h) and overlap > best_overlap:
-                best, best_overlap = line, overlap
+            if o >= 0.35 and gap < 3 * max(p.h, q.h) and o > best_overlap:
+                best, best_overlap = line, o
         if best is None:
             lines.append([p])
         else:
@@ -152,18 +163,41 @@ def digit_height(line: list[Piece]) -> float:
 
 
 def drop_marks(line: list[Piece]) -> list[Piece]:
-    """Drop what is no digit: '.', ',', '-', '=' and underlines/baselines (short or flat)."""
+    """Drop what is no digit: '.', ',', '-', '=' and underlines/baselines (short or flat).
+
+    A mark is short beside the digits, flat, or (a '.' or a ',' as tall as
+    half a digit, its tail hanging below the line) short and starting in the
+    lower half of the line, where no digit starts.
+    """
     if not line:
         return line
     height = digit_height(line)
+    tall = [p for p in line if p.h >= 0.75 * height]
     keep = []
     for p in line:
         if p.h < 0.5 * height:  # '.', ',', '-', '=', specks on the line
             continue
         if p.w > 3.0 * p.h and p.h < 0.6 * height:  # underlines and printed rules
             continue
+        if p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height:
+            continue  # a '.' or ',' low on the line
         keep.append(p)
     return keep
+
+
+def _top_of_line(tall: list[Piece], x: float) -> float:
+    """Where the digits' tops are at column ``x``: between the nearest digit on each side.
+
+    Interpolated, so a line written at a slant keeps its own top; beyond the
+    first or last digit, that digit's top.
+    """
+    left = [p for p in tall if p.cx <= x]
+    right = [p for p in tall if p.cx > x]
+    if not left or not right:
+        return float((left[-1] if left else right[0]).y)
+    a = max(left, key=lambda p: p.cx)
+    b = min(right, key=lambda p: p.cx)
+    return a.y + (b.y - a.y) * (x - a.cx) / (b.cx - a.cx)
 
 
 # --------------------------------------------------------------------------- touching digits

@@ -58,15 +58,32 @@ def _digit_alpha(digit28: np.ndarray, height: int, stroke: float) -> np.ndarray:
     return alpha
 
 
+def _dot_size(height: int) -> int:
+    """Side of the square holding the dot of a '.' or ',' for ``height``-px digits."""
+    return max(2 * _pen(height), int(height * 0.18))
+
+
+def _pen(height: int) -> int:
+    """Pen width of punctuation marks for ``height``-px digits."""
+    return max(2, int(round(height * 0.09)))
+
+
 def _punct_alpha(mark: str, height: int, rng: np.random.Generator) -> np.ndarray:
-    """A small punctuation mark, drawn at the scale of ``height``-px digits."""
-    t = max(2, int(round(height * 0.09)))
+    """A punctuation mark drawn at the scale of ``height``-px digits.
+
+    A '.' is a dot and a ',' a dot with a tail 0.3 of a digit long, both at
+    the top of their array: :func:`_layout` sits that dot on the baseline, so
+    the comma's tail hangs below the line as a written comma does. A '-' or
+    '=' is one or two strokes 0.35-0.7 of a digit wide.
+    """
+    t = _pen(height)
     if mark in ".,":
-        size = max(t * 2, int(height * 0.18))
-        a = np.zeros((int(height * (0.5 if mark == "," else 0.3)) + size, size + 2), np.float32)
-        cv2.circle(a, (a.shape[1] // 2, size // 2 + 1), max(1, t), 1.0, -1)
+        size = _dot_size(height)
+        a = np.zeros((size + (int(height * 0.3) if mark == "," else 0), size + 2), np.float32)
+        cx, cy = a.shape[1] // 2, size // 2 + 1
+        cv2.circle(a, (cx, cy), max(1, t), 1.0, -1)
         if mark == ",":
-            cv2.line(a, (a.shape[1] // 2, size // 2), (a.shape[1] // 2 - t, a.shape[0] - 1), 1.0, t)
+            cv2.line(a, (cx, cy), (max(0, cx - t), a.shape[0] - 1 - t // 2), 1.0, t)
         return a
     w = int(height * rng.uniform(0.35, 0.7))
     a = np.zeros((int(height * 0.45), w), np.float32)
@@ -77,9 +94,14 @@ def _punct_alpha(mark: str, height: int, rng: np.random.Generator) -> np.ndarray
 
 
 def _layout(
-    rng: np.random.Generator, glyphs: list[tuple[np.ndarray, bool]], height: int, spacing: str
+    rng: np.random.Generator, glyphs: list[tuple[np.ndarray, str]], height: int, spacing: str
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Place glyphs on one line; returns the ink layer and the digits' boxes."""
+    """Place glyphs on one line; returns the ink layer and the digits' boxes.
+
+    Each glyph is an ink array and what it is: "digit", or the punctuation
+    mark it shows. Digits stand on the baseline, '.' and ',' sit their dot on
+    it, '-' and '=' are at mid-height.
+    """
     gap = {"spaced": (0.25, 0.7), "close": (0.04, 0.15), "touching": (-0.12, -0.03)}[spacing]
     margin = int(height * 0.6) + 4
     total = sum(g.shape[1] for g, _ in glyphs) + int(height * max(gap[1], 0.1)) * len(glyphs)
@@ -87,24 +109,19 @@ def _layout(
     x = margin
     base = margin + height  # baseline: the bottom of the digits
     boxes = []
-    for g, is_digit in glyphs:
+    for g, kind in glyphs:
         gh, gw = g.shape
         jitter = int(rng.normal(0, 0.03) * height)
-        y = (
-            base - gh + jitter
-            if is_digit
-            else base - gh + int(0.1 * height)
-            if gh < 0.5 * height
-            else base - int(0.75 * height)
-        )
-        if (
-            not is_digit and g.shape[0] < 0.5 * height and g.shape[1] > 0.3 * height
-        ):  # dash/equals mid-height
+        if kind == "digit":
+            y = base - gh + jitter
+        elif kind in ".,":
+            y = base - _dot_size(height) + jitter
+        else:  # dash, equals: mid-height
             y = base - int(0.55 * height)
         y = int(np.clip(y, 0, layer.shape[0] - gh))
         region = layer[y : y + gh, x : x + gw]
         np.maximum(region, g[: region.shape[0], : region.shape[1]], out=region)
-        if is_digit:
+        if kind == "digit":
             boxes.append((x, y, gw, gh))
         x += gw + int(rng.uniform(*gap) * height)
         x = max(x, margin)
@@ -179,14 +196,15 @@ def render(
         spec["height"] = height
     idx = rng.integers(0, len(images), n_digits)
     spec["mnist_test_indices"] = [int(i) for i in idx]
-    glyphs: list[tuple[np.ndarray, bool]] = [
-        (_digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), True)
+    glyphs: list[tuple[np.ndarray, str]] = [
+        (_digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
         for i in idx
     ]
     if spec["punctuation"]:
         mark = str(rng.choice(PUNCTUATION))
+        mark = str(spec.get("mark", mark))  # a forced mark leaves the random stream as it was
         pos = int(rng.integers(1, n_digits + 1))  # inside or after the number
-        glyphs.insert(pos, (_punct_alpha(mark, height, rng), False))
+        glyphs.insert(pos, (_punct_alpha(mark, height, rng), mark))
         spec["mark"] = mark
     label = "".join(str(int(labels[i])) for i in idx)
     layer, _ = _layout(rng, glyphs, height, spec["spacing"] if n_digits > 1 else "spaced")
