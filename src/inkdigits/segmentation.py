@@ -241,7 +241,9 @@ def split_piece(
 
     Each candidate segment between two cuts is read by the classifier; the
     segmentation with the highest sum of log-confidences wins, so a digit is
-    split only where the parts read better than the whole.
+    split only where the parts read better than the whole. The whole piece is
+    always one of the candidates, however wide: a 2 or 5 with a long bar can
+    be half again as wide as it is tall.
     """
     cuts = [0, *cut_candidates(piece, height), piece.w]
     lo, hi = 0.18 * height, 1.35 * max(height, 1.0)
@@ -249,8 +251,9 @@ def split_piece(
     for i in range(len(cuts)):
         for j in range(i + 1, len(cuts)):
             width = cuts[j] - cuts[i]
-            if width > hi and not (i == 0 and j == len(cuts) - 1):
-                break
+            whole = i == 0 and j == len(cuts) - 1  # always a candidate: one wide digit
+            if width > hi and not whole:
+                continue
             if width < lo:
                 continue
             q = _sub_piece(piece, cuts[i], cuts[j])
