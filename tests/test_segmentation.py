@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from inkdigits.segmentation import Piece, drop_marks, group_lines
+from inkdigits.preprocessing import to_mnist
+from inkdigits.segmentation import WIDEST, Piece, drop_marks, group_lines, split_piece
 
 
 def piece(x: int, y: int, w: int, h: int) -> Piece:
@@ -41,3 +42,24 @@ def test_a_comma_hanging_below_a_slanted_line_stays_in_it():
     # a second line of digits under the first stays a line of its own
     below = [piece(p.x, p.y + 150, p.w, p.h) for p in digits]
     assert [len(line) for line in group_lines([*digits, *below])] == [4, 4]
+
+
+def test_a_chain_of_touching_digits_is_never_read_as_one():
+    # five digit-wide blocks joined by a bar: far wider than any one digit, so
+    # it is split even by a classifier that reads anything as a sure "2"
+    height = 40
+    mask = np.zeros((height, 5 * 28), bool)
+    for i in range(5):
+        mask[:, i * 28 + 4 : i * 28 + 24] = True
+    mask[height // 2 - 2 : height // 2 + 2, :] = True
+    chain = Piece(0, 0, mask.shape[1], height, mask)
+    ink = mask.astype(np.float32)
+
+    def sure_two(digits):
+        p = np.full((len(digits), 10), 0.01 / 9, np.float32)
+        p[:, 2] = 0.99
+        return p
+
+    parts = split_piece(chain, height, ink, sure_two, to_mnist)
+    assert len(parts) >= 2
+    assert all(p.w <= WIDEST * height for p in parts)

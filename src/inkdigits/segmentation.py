@@ -16,6 +16,7 @@ import numpy as np
 
 from .preprocessing import connected_components
 
+WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 
 
@@ -251,7 +252,8 @@ def split_piece(
     for i in range(len(cuts)):
         for j in range(i + 1, len(cuts)):
             width = cuts[j] - cuts[i]
-            whole = i == 0 and j == len(cuts) - 1  # always a candidate: one wide digit
+            # the whole piece is a candidate up to WIDEST digits wide: one wide digit
+            whole = i == 0 and j == len(cuts) - 1 and width <= WIDEST * height
             if width > hi and not whole:
                 continue
             if width < lo:
