@@ -246,6 +246,16 @@ def test_dark_pen_on_a_dim_shadowed_photo_keeps_its_polarity(seven):
     assert np.abs(pre.preprocess(rgb).digit.astype(int) - ref).mean() < 15
 
 
+def test_ink_levels_are_the_float_ratio_rounded_down():
+    # 8-bit ink = floor(255 * min(num / max(den, 0.15 * 255), 1)): rounding up
+    # instead lifted faint printed patterns over the ink floor
+    num = np.array([[1, 51, 100, 0, 200]], np.uint8)
+    den = np.array([[2, 255, 50, 0, 250]], np.uint8)
+    got = pre._ratio(num, den)
+    assert got.dtype == np.uint8
+    assert got.tolist() == [[6, 51, 255, 0, 204]]  # 6.67 -> 6 (den floored at 38.25); 510 -> 255
+
+
 def test_faint_strokes_joined_to_strong_ones_are_kept():
     ink = np.zeros((60, 100), np.float32)
     ink[10:50, 20:24] = 0.9  # a strong stroke

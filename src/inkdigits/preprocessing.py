@@ -280,7 +280,12 @@ def _odd(n: float) -> int:
 
 
 def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """Paper brightness without the strokes: closing (dark ink) at quarter resolution."""
+    """Paper brightness without the strokes: closing (dark ink) at quarter resolution.
+
+    ``v`` is uint8 (0-255) and so is the result: 8-bit resizes, morphology and
+    blur are several times cheaper than float ones, and the ink map is
+    quantised to 8 bits anyway.
+    """
     h, w = v.shape
     f = 4 if min(h, w) >= 64 else 1
     small = (
@@ -300,7 +305,7 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     bg = cv2.morphologyEx(padded, op, kernel)[p:-p, p:-p]
     lo, hi = float(bg.min()), float(bg.max())
     if lo == hi:  # a flat page (a drawing pad): blurring and resizing keep the constant
-        return np.full((h, w), lo, np.float32)
+        return np.full((h, w), lo, v.dtype)
     # only a light blur: a strong one would smear the edge of a shadow into "ink"
     bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
     if f > 1:
@@ -330,11 +335,9 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         )
     r, g, b = cv2.split(np.ascontiguousarray(rgb))
     # coloured ink (blue, red) is dark in its weakest channel
-    dark8, light8 = cv2.min(cv2.min(r, g), b), cv2.max(cv2.max(r, g), b)
-    dark = dark8.astype(np.float32) * np.float32(1 / 255)
-    light = light8.astype(np.float32) * np.float32(1 / 255)
-    med_light = _median_u8(light8[::3, ::3])  # the page's level (a subsample suffices)
-    med_dark = _median_u8(dark8[::3, ::3])
+    dark, light = cv2.min(cv2.min(r, g), b), cv2.max(cv2.max(r, g), b)
+    med_light = _median_u8(light[::3, ::3])  # the page's level (a subsample suffices)
+    med_dark = _median_u8(dark[::3, ::3])
     # Both readings, each against its own local background (so shadows and
     # lighting cancel): dark ink on light paper, and light ink on a dark board.
     # Polarity: count the pixels clearly lighter than their local page and those
@@ -349,8 +352,12 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # page does; elsewhere contrasts are absolute (relative ones would count the
     # shading of a mid-grey board, or the paper between the marks of a printed
     # pattern, as strokes).
+    # All of it on 8-bit levels (0-255): OpenCV's saturating subtraction, and
+    # ratios divided in float and rounded down (_ratio).
     c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
+    c8 = int(c * 255)  # "x - y > c" on levels x/255, y/255 is "x8 - y8 > c8" (c * 255 = 51)
     backgrounds: dict[bool, np.ndarray] = {}
+    inks: dict[bool, np.ndarray] = {}
     denoise = min(dark.shape) >= 64  # salt noise of photos and scans; small inputs keep all
 
     def background(dark_ink: bool) -> np.ndarray:  # each computed at most once
@@ -358,22 +365,37 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
             backgrounds[dark_ink] = _background(dark if dark_ink else light, dark_ink)
         return backgrounds[dark_ink]
 
+    def ink_of(dark_ink: bool) -> np.ndarray:  # 255 * the ink map of that polarity, unfiltered
+        if dark_ink not in inks:
+            bg = background(dark_ink)
+            if dark_ink:  # how much darker, relative to the page's level (0 on a black page)
+                inks[dark_ink] = _ratio(cv2.subtract(bg, dark), bg)
+            else:  # how much lighter, relative to the room left above the page
+                inks[dark_ink] = _ratio(cv2.subtract(light, bg), 255 - bg)
+        return inks[dark_ink]
+
     def count(mask: np.ndarray) -> int:  # pixels of strokes, not of grain: median-filtered
         m = mask.view(np.uint8)
         return int(np.count_nonzero(cv2.medianBlur(m, 3) if denoise else m))
 
+    def below(level: float) -> int:  # x8 < below(level) exactly when x8 / 255 < level
+        return int(np.clip(np.ceil(level * 255), 0, 255))
+
+    def above(level: float) -> int:  # x8 > above(level) exactly when x8 / 255 > level
+        return int(np.clip(np.floor(level * 255), 0, 255))
+
     def rises() -> int:  # pixels clearly lighter than their local page and the median
-        return count((light - background(False) > c) & (light - med_light > c))
+        off = cv2.subtract(light, background(False)) > c8
+        return count(off & (light > above(med_light + c)))
 
     def falls(relative: bool) -> int:  # pixels clearly darker than their local page and median
-        bg = background(True)
         if relative:
-            off = (bg - dark > c * np.maximum(bg, 0.15)) & (
-                med_dark - dark > c * max(med_dark, 0.15)
-            )
+            off = ink_of(True) >= c8  # rounded down: "ratio > c" to within a level
+            page = dark < below(med_dark - c * max(med_dark, 0.15))
         else:
-            off = (bg - dark > c) & (med_dark - dark > c)
-        return count(off)
+            off = cv2.subtract(background(True), dark) > c8
+            page = dark < below(med_dark - c)
+        return count(off & page)
 
     # "x > 1.5 * max(y, 20)" needs x > 30, so y is counted only when x passes that
     if med_light < 0.45:
@@ -383,16 +405,21 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         rise = rises() if med_light < 1.0 - c + 1e-3 else 0
         inverted = rise > 30 and rise > 1.5 * max(falls(relative=False), 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
-    if inverted:  # how much lighter, relative to the room left above the page
-        bg = background(False)
-        ink = (light - bg) / np.maximum(1.0 - bg, 0.15)
-    else:  # how much darker, relative to the page's level (0 on a black page)
-        bg = background(True)
-        ink = (bg - dark) / np.maximum(bg, 0.15)
-    ink = np.clip(ink, 0, 1).astype(np.float32)
+    ink8 = ink_of(not inverted)
     if denoise:
-        ink = cv2.medianBlur((ink * 255).astype(np.uint8), 3).astype(np.float32) / 255.0
-    return InkMap(ink, scale, inverted)
+        ink8 = cv2.medianBlur(ink8, 3)
+    return InkMap(ink8.astype(np.float32) * np.float32(1 / 255), scale, inverted)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """255 * min(num / max(den, 0.15 * 255), 1), rounded down (uint8 in, uint8 out).
+
+    The division in float32, so the ink's levels are those of the float ink
+    map truncated to 8 bits (rounding instead lifted faint printed patterns
+    over the ink floor).
+    """
+    r = cv2.divide(num.astype(np.float32), np.maximum(den, np.float32(38.25)), scale=255.0)
+    return np.minimum(r, 255.0).astype(np.uint8)
 
 
 def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, float]:
@@ -577,7 +604,9 @@ def solid_blob(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) ->
     written on it is no blob.
     """
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    f = -(-max(grey.shape) // 256)  # an integer factor to at most 256 px (fast INTER_AREA)
+    # a power-of-two factor to at most 256 px: OpenCV's INTER_AREA is 3x faster
+    # by 4 than by 3 (0.12 vs 0.41 ms on a 640x480 photo)
+    f = 1 << max(0, (max(grey.shape) - 1) // 256).bit_length()
     if f > 1:
         h, w = grey.shape
         grey = cv2.resize(grey, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
