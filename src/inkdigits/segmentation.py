@@ -194,10 +194,10 @@ def _top_of_line(tall: list[Piece], x: float) -> float:
     """
     left = [p for p in tall if p.cx <= x]
     right = [p for p in tall if p.cx > x]
-    if not left or not right:
-        return float((left[-1] if left else right[0]).y)
-    a = max(left, key=lambda p: p.cx)
-    b = min(right, key=lambda p: p.cx)
+    a = max(left, key=lambda p: p.cx) if left else None
+    b = min(right, key=lambda p: p.cx) if right else None
+    if a is None or b is None:
+        return float((a or b).y)
     return a.y + (b.y - a.y) * (x - a.cx) / (b.cx - a.cx)
 
 
@@ -243,7 +243,7 @@ def split_piece(
     Each candidate segment between two cuts is read by the classifier; the
     segmentation with the highest sum of log-confidences wins, so a digit is
     split only where the parts read better than the whole. The whole piece is
-    always one of the candidates, however wide: a 2 or 5 with a long bar can
+    a candidate up to WIDEST digit heights wide: a 2 or 5 with a long bar can
     be half again as wide as it is tall.
     """
     cuts = [0, *cut_candidates(piece, height), piece.w]
