@@ -249,18 +249,21 @@ def split_piece(
     cuts = [0, *cut_candidates(piece, height), piece.w]
     lo, hi = 0.18 * height, 1.35 * max(height, 1.0)
     segs: dict[tuple[int, int], Piece] = {}
+
+    def candidate(i: int, j: int) -> None:
+        if cuts[j] - cuts[i] < lo:
+            return
+        q = _sub_piece(piece, cuts[i], cuts[j])
+        if q is not None and q.h >= 0.35 * height:
+            segs[(i, j)] = q
+
     for i in range(len(cuts)):
         for j in range(i + 1, len(cuts)):
-            width = cuts[j] - cuts[i]
-            # the whole piece is a candidate up to WIDEST digits wide: one wide digit
-            whole = i == 0 and j == len(cuts) - 1 and width <= WIDEST * height
-            if width > hi and not whole:
-                continue
-            if width < lo:
-                continue
-            q = _sub_piece(piece, cuts[i], cuts[j])
-            if q is not None and q.h >= 0.35 * height:
-                segs[(i, j)] = q
+            if cuts[j] - cuts[i] > hi:
+                break  # wider than a segment may be; the cuts only widen it further
+            candidate(i, j)
+    if hi < piece.w <= WIDEST * height:  # the whole piece, too wide for the loop: one wide digit
+        candidate(0, len(cuts) - 1)
     if not segs:
         return [piece]
     keys = list(segs)
