@@ -73,7 +73,7 @@ def child(args: argparse.Namespace) -> None:
     steps = int(np.ceil(len(x) / cfg.batch_size))
     net = training.build_training_model(cfg, steps)
     clf = training.inference_model(net)
-    every = max(1, steps // args.checks_per_epoch)
+    every = -(-steps // args.checks_per_epoch)  # ceil: no extra check a few steps before the end
     first = int(args.first_check * steps)  # no check before this step (nothing to find yet)
     result = {"reached": False, "seconds": None, "accuracy": 0.0, "epochs": 0.0, "checks": 0}
     result["ready_seconds"] = time.perf_counter() - T0  # imports, data, model built

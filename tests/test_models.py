@@ -24,7 +24,7 @@ def test_build_shape_params_no_nan(name):
     model = models.build(name)
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
     y = keras.ops.convert_to_numpy(model(x, training=False))
-    assert y.shape == (3, 10)
+    assert y.shape == (3, models.REGISTRY[name].classes)
     assert np.isfinite(y).all()
     np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-5)
     assert model.count_params() == models.REGISTRY[name].params
@@ -36,7 +36,7 @@ def test_every_weight_gets_a_gradient(name):
 
     model = models.build(name)
     x = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
-    y = np.eye(10, dtype=np.float32)[np.arange(8) % 10]
+    y = np.eye(models.REGISTRY[name].classes, dtype=np.float32)[np.arange(8) % 10]
     with tf.GradientTape() as tape:
         loss = keras.losses.categorical_crossentropy(y, model(x, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
@@ -56,7 +56,7 @@ def test_one_training_step_lowers_the_loss(name, mnist):
     model = models.build(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
     x = (mnist.train_images[:64].astype(np.float32) / 255.0)[..., None]
-    y = np.eye(10, dtype=np.float32)[mnist.train_labels[:64]]
+    y = np.eye(models.REGISTRY[name].classes, dtype=np.float32)[mnist.train_labels[:64]]
     before = float(model.evaluate(x, y, verbose=0))
     model.train_on_batch(x, y)
     after = float(model.evaluate(x, y, verbose=0))
@@ -92,6 +92,17 @@ def test_random_affine_identity_at_inference_and_warps_in_training():
     # ink mass is roughly preserved (scale within +-10% -> area within about +-21%)
     ratio = y.sum(axis=(1, 2, 3)) / x.sum(axis=(1, 2, 3))
     assert np.all((ratio > 0.75) & (ratio < 1.3))
+
+
+def test_warp_strength_scales_every_range_and_round_trips():
+    layer = models.RandomAffine.with_strength(0.6, seed=0)
+    assert (layer.rotation_deg, layer.scale, layer.shear, layer.translate) == pytest.approx(
+        (6.0, 0.06, 0.09, 0.06)
+    )
+    again = models.RandomAffine.from_config(layer.get_config())
+    assert again.rotation_deg == pytest.approx(6.0) and again.translate == pytest.approx(0.06)
+    default = models.RandomAffine.with_strength(None)
+    assert (default.rotation_deg, default.shear) == (10.0, 0.15)
 
 
 def test_random_affine_zero_ranges_is_identity():

@@ -76,7 +76,7 @@ def test_punctuation_and_a_printed_line_are_not_digits(reader, mnist):
 def test_generated_comma_and_dot_sit_on_the_baseline(mnist):
     # the benchmark's marks look like written ones: a '.' on the baseline, a ','
     # with its dot there and its tail below the line (not a stroke inside it)
-    digit = synth._digit_alpha(mnist.test_images[0], 60, 0.0)
+    digit = synth.digit_alpha(mnist.test_images[0], 60, 0.0)
     for mark in ".,":
         glyphs = [(digit, "digit"), (synth._punct_alpha(mark, 60, np.random.default_rng(0)), mark)]
         layer, boxes = synth._layout(np.random.default_rng(0), glyphs, 60, "spaced")
@@ -108,7 +108,7 @@ def test_a_wide_digit_is_not_split_in_two(reader, mnist):
     def number(idx):
         glyphs = []
         for i in idx:
-            a = synth._digit_alpha(mnist.test_images[i], 60, 0.0)
+            a = synth.digit_alpha(mnist.test_images[i], 60, 0.0)
             if mnist.test_labels[i] in (2, 5):
                 a = cv2.resize(a, (90, 60), interpolation=cv2.INTER_LINEAR)
             glyphs.append((a, "digit"))

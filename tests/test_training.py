@@ -167,6 +167,7 @@ def test_keras_files_load_in_safe_mode_only(tmp_path):
         (["--batch-size", "-1"], 2, "argument --batch-size: must be >= 1, got -1"),
         (["--lr", "abc"], 2, "argument --lr: 'abc' is not a number"),
         (["--label-smoothing", "1.5"], 1, "label smoothing must lie in [0, 1)"),
+        (["--warp", "3"], 1, "warp must be in [0, 2], got 3.0"),
         (["--resume"], 1, "--resume needs --out DIR"),
     ],
 )
@@ -196,5 +197,15 @@ def test_train_cli_refuses_to_overwrite_a_run(run_cli, smoke_run):
 def test_list_models(run_cli):
     rc, out, _ = run_cli("train", "--list-models")
     assert rc == 0
-    for name in ("seed-cnn", "lenet5", "inkdigits-cnn"):
+    for name in ("seed-cnn", "lenet5", "inkdigits-cnn", "quick-cnn", "whole-cnn"):
         assert name in out
+
+
+def test_recipe_fills_label_smoothing_and_warp_unless_given():
+    from inkdigits.config import TrainConfig
+
+    quick = training.resolve(TrainConfig(model="quick-cnn"))
+    assert (quick.label_smoothing, quick.warp) == (0.1, 0.6)
+    given = training.resolve(TrainConfig(model="quick-cnn", label_smoothing=0.0, warp=1.0))
+    assert (given.label_smoothing, given.warp) == (0.0, 1.0)
+    assert training.resolve(TrainConfig(model="inkdigits-cnn")).label_smoothing == 0.0

@@ -23,6 +23,7 @@ WEIGHTS_PACKAGE = "inkdigits.weights"
 MODEL_FILE = "model.onnx"  # float32, exported from Keras and checked against it
 INT8_FILE = "model-int8.onnx"  # its int8 quantisation (see inkdigits.quantize)
 CARD_FILE = "card.json"
+WHOLE_DIR = "whole"  # the shipped whole-digit model (whole-cnn), used to split touching digits
 
 
 def run_onnx(path: str | os.PathLike[str], x: np.ndarray, threads: int = 2) -> np.ndarray:
@@ -35,13 +36,16 @@ def run_onnx(path: str | os.PathLike[str], x: np.ndarray, threads: int = 2) -> n
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
-def shipped_model_path(precision: str = "auto") -> Path:
+def shipped_model_path(precision: str = "auto", folder: str = "") -> Path:
     """The shipped default model inside the installed package.
 
     ``auto`` is the int8 model when one is shipped (about twice as fast, the
     same accuracy; see the card's ``int8`` section), else the float32 one.
+    ``folder`` picks another shipped model: ``WHOLE_DIR`` is the whole-digit check.
     """
     weights = resources.files(WEIGHTS_PACKAGE)
+    if folder:
+        weights = weights.joinpath(folder)
     f32 = Path(str(weights.joinpath(MODEL_FILE)))
     int8 = Path(str(weights.joinpath(INT8_FILE)))
     if precision == "float32":
@@ -127,13 +131,15 @@ class Classifier:
         return x.astype(np.float32)
 
     def predict_raw(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """The model's own probabilities (N, 10), before temperature scaling."""
+        """The model's own probabilities (N, 10; whole-cnn: 11), before temperature scaling."""
         x = self.to_input(images)
         out = [
             self.session.run(None, {self.input_name: x[i : i + batch_size]})[0]
             for i in range(0, len(x), batch_size)
         ]
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        if out:
+            return np.concatenate(out)
+        return np.zeros((0, self.session.get_outputs()[0].shape[-1]), np.float32)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Calibrated probabilities (N, 10) for uint8 (N, 28, 28) or float (N, 28, 28, 1) input."""

@@ -180,6 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "augment",
             "stroke",
             "elastic",
+            "warp",
             "extra_digits",
             "extra_repeat",
             "init_from",
@@ -237,6 +238,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--elastic",
         type=float,
         help="elastic distortion in [0, 2], 1 = Simard et al.'s (default: the recipe's)",
+    )
+    p.add_argument(
+        "--warp",
+        type=float,
+        help="affine warp strength in [0, 2], 1 = ±10° rotation, ±10%% scale and shift, "
+        "±0.15 shear (default: the recipe's)",
     )
     p.add_argument(
         "--extra-digits", metavar="NPZ", help="extra labelled digits (from `inkdigits crops`)"

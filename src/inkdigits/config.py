@@ -54,8 +54,11 @@ class TrainConfig:
     elastic: float | None = None
     """augmentation: elastic distortion strength in [0, 2] (1 = Simard et al.'s
     alpha 34, sigma 4; 0 = off); None takes the recipe"""
-    label_smoothing: float = 0.0
-    """label smoothing for the cross-entropy (0 = off)"""
+    warp: float | None = None
+    """augmentation: strength of the random affine warp in [0, 2] (1 = rotation
+    ±10°, scale ±10%, shear ±0.15, translation ±10%); None takes the recipe"""
+    label_smoothing: float | None = None
+    """label smoothing for the cross-entropy (0 = off); None takes the recipe"""
     weight_decay: float | None = None
     """decoupled weight decay for adamw; None takes the recipe"""
     precision: str = "auto"
@@ -100,7 +103,11 @@ class TrainConfig:
                 f"elastic must be in [0, 2], got {self.elastic}",
             ),
             (
-                0.0 <= self.label_smoothing < 1.0,
+                self.warp is None or 0.0 <= self.warp <= 2.0,
+                f"warp must be in [0, 2], got {self.warp}",
+            ),
+            (
+                self.label_smoothing is None or 0.0 <= self.label_smoothing < 1.0,
                 f"label smoothing must lie in [0, 1), got {self.label_smoothing}",
             ),
             (

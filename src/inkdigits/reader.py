@@ -21,7 +21,7 @@ import numpy as np
 
 from . import preprocessing as pre
 from . import segmentation as seg
-from .classifier import Classifier
+from .classifier import WHOLE_DIR, Classifier, shipped_model_path
 
 UNKNOWN = "?"
 # Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
@@ -93,7 +93,12 @@ class NumberResult:
 
 
 class Reader:
-    """Reads digits and numbers with an ONNX model (the shipped one by default)."""
+    """Reads digits and numbers with an ONNX model (the shipped one by default).
+
+    ``whole_model`` is the whole-digit check used to split touching digits in
+    numbers (a whole-cnn ONNX file; default: the shipped one; False: none, the
+    digit classifier alone decides where to cut).
+    """
 
     def __init__(
         self,
@@ -101,10 +106,15 @@ class Reader:
         min_confidence: float = 0.5,
         threads: int = 2,
         max_pixels: int = pre.MAX_PIXELS,
+        whole_model: str | os.PathLike[str] | bool | None = None,
     ):
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         self.classifier = Classifier(model, threads=threads)
+        if whole_model is None or whole_model is True:
+            shipped = shipped_model_path(folder=WHOLE_DIR)
+            whole_model = shipped if shipped.is_file() else False
+        self.whole_check = Classifier(whole_model, threads=threads) if whole_model else None
         self.min_confidence = min_confidence
         self.max_pixels = max_pixels
 
@@ -115,6 +125,12 @@ class Reader:
     def classify(self, digits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (N, 10) for MNIST-style uint8 (N, 28, 28) digits."""
         return self.classifier.predict_proba(digits)
+
+    def whole(self, digits: np.ndarray) -> np.ndarray:
+        """How likely each MNIST-style uint8 (N, 28, 28) cut-out is one whole digit (N,)."""
+        if self.whole_check is None:
+            return np.ones(len(digits), np.float32)
+        return 1.0 - self.whole_check.predict_proba(digits)[:, -1]
 
     def _result(
         self,
@@ -156,7 +172,8 @@ class Reader:
         """Read every digit, line by line, left to right (``min_confidence`` as above)."""
         im = pre.ink_map(pre.load_image(image, self.max_pixels))
         mask, _ = pre.binarize(im.ink)
-        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist)
+        whole = self.whole if self.whole_check is not None else None
+        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole)
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
         crops = [

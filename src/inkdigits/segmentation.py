@@ -18,6 +18,7 @@ from .preprocessing import connected_components
 
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
+Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
 
 
 @dataclass
@@ -235,16 +236,15 @@ def cut_candidates(piece: Piece, height: float, most: int = 28) -> list[int]:
     return sorted(set(cols))
 
 
-def split_piece(
-    piece: Piece, height: float, ink: np.ndarray, classify: Classify, to_mnist: Callable
-) -> list[Piece]:
-    """Best segmentation of a wide piece into digits (dynamic programming over cuts).
+def candidate_segments(
+    piece: Piece, height: float
+) -> tuple[list[int], dict[tuple[int, int], Piece]]:
+    """Where a wide piece may be cut, and the segments between two cuts that may be a digit.
 
-    Each candidate segment between two cuts is read by the classifier; the
-    segmentation with the highest sum of log-confidences wins, so a digit is
-    split only where the parts read better than the whole. The whole piece is
-    a candidate up to WIDEST digit heights wide: a 2 or 5 with a long bar can
-    be half again as wide as it is tall.
+    Returns the cut columns (0 and the piece's width included) and, keyed by
+    the indices (i, j) of their two cuts, the segments wide and tall enough to
+    be a digit. The whole piece is a candidate up to WIDEST digit heights wide:
+    a 2 or 5 with a long bar can be half again as wide as it is tall.
     """
     cuts = [0, *cut_candidates(piece, height), piece.w]
     lo, hi = 0.18 * height, 1.35 * max(height, 1.0)
@@ -264,6 +264,27 @@ def split_piece(
             candidate(i, j)
     if hi < piece.w <= WIDEST * height:  # the whole piece, too wide for the loop: one wide digit
         candidate(0, len(cuts) - 1)
+    return cuts, segs
+
+
+def split_piece(
+    piece: Piece,
+    height: float,
+    ink: np.ndarray,
+    classify: Classify,
+    to_mnist: Callable,
+    whole: Whole | None = None,
+) -> list[Piece]:
+    """Best segmentation of a wide piece into digits (dynamic programming over cuts).
+
+    Each candidate segment (see :func:`candidate_segments`) is read by the
+    classifier; the segmentation with the highest sum of log-confidences wins,
+    so a digit is split only where the parts read better than the whole.
+    ``whole``, when given, says how likely each segment is one whole digit
+    (rather than a part of one, or parts of two); its log is added to each
+    segment's score. The classifier alone reads half a 0 as a confident 1.
+    """
+    cuts, segs = candidate_segments(piece, height)
     if not segs:
         return [piece]
     keys = list(segs)
@@ -271,6 +292,8 @@ def split_piece(
         [to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in segs.values()]
     )
     conf = classify(digits).max(axis=1)
+    if whole is not None:
+        conf = conf * whole(digits)
     score = dict(zip(keys, np.log(np.clip(conf, 1e-6, 1.0)), strict=True))
     n = len(cuts)
     best = [-np.inf] * n
@@ -291,7 +314,11 @@ def split_piece(
 
 
 def split_touching(
-    line: list[Piece], ink: np.ndarray, classify: Classify, to_mnist: Callable
+    line: list[Piece],
+    ink: np.ndarray,
+    classify: Classify,
+    to_mnist: Callable,
+    whole: Whole | None = None,
 ) -> list[Piece]:
     """Split pieces much wider than a digit of the line into the digits they hold."""
     if not line:
@@ -302,7 +329,7 @@ def split_touching(
     out = []
     for p in line:
         if p.w >= max(1.4 * typical, 0.9 * height):
-            out.extend(split_piece(p, height, ink, classify, to_mnist))
+            out.extend(split_piece(p, height, ink, classify, to_mnist, whole))
         else:
             out.append(p)
     return out
@@ -373,7 +400,11 @@ def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
 
 
 def find_digits(
-    mask: np.ndarray, ink: np.ndarray, classify: Classify, to_mnist: Callable
+    mask: np.ndarray,
+    ink: np.ndarray,
+    classify: Classify,
+    to_mnist: Callable,
+    whole: Whole | None = None,
 ) -> list[list[Piece]]:
     """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
     pieces = drop_weak(merge_pieces(drop_specks(components(mask))), ink)
@@ -383,5 +414,5 @@ def find_digits(
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= 0.4 * height]
     lines = [drop_marks(line) for line in group_lines(pieces)]
-    lines = [split_touching(line, ink, classify, to_mnist) for line in lines if line]
+    lines = [split_touching(line, ink, classify, to_mnist, whole) for line in lines if line]
     return [line for line in lines if line]

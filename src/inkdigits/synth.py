@@ -42,7 +42,7 @@ class Sample:
     spec: dict[str, Any] = field(default_factory=dict)
 
 
-def _digit_alpha(digit28: np.ndarray, height: int, stroke: float) -> np.ndarray:
+def digit_alpha(digit28: np.ndarray, height: int, stroke: float) -> np.ndarray:
     """An MNIST digit as an ink-coverage map (float 0..1) ``height`` px tall."""
     ys, xs = np.nonzero(digit28 > 20)
     crop = digit28[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.float32) / 255
@@ -197,7 +197,7 @@ def render(
     idx = rng.integers(0, len(images), n_digits)
     spec["mnist_test_indices"] = [int(i) for i in idx]
     glyphs: list[tuple[np.ndarray, str]] = [
-        (_digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
+        (digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
         for i in idx
     ]
     if spec["punctuation"]:

@@ -67,6 +67,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         "weight_decay",
         "stroke",
         "elastic",
+        "warp",
+        "label_smoothing",
     ):
         if d[key] is None:
             d[key] = getattr(r, key)
@@ -98,8 +100,8 @@ def prepare_output_dir(out: Path, resume: bool) -> None:
         raise ConfigError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
 
 
-def one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(models.NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
+def one_hot(labels: np.ndarray, classes: int = models.NUM_CLASSES) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[labels.astype(np.int64)]
 
 
 def _save_atomic(model: keras.Model, path: Path) -> None:
@@ -179,8 +181,8 @@ def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
         net = keras.Sequential(
             [
                 keras.Input(models.INPUT_SHAPE),
-                models.RandomAffine(
-                    seed=cfg.seed, stroke=cfg.stroke or 0.0, elastic=cfg.elastic or 0.0
+                models.RandomAffine.with_strength(
+                    cfg.warp, seed=cfg.seed, stroke=cfg.stroke or 0.0, elastic=cfg.elastic or 0.0
                 ),
                 base,
             ],
@@ -339,9 +341,19 @@ def _set_threads(threads: int | None) -> None:
 
 
 def load_splits(cfg: TrainConfig) -> data_mod.Splits:
-    """The data of a run: fixed validation split; optional training subset."""
+    """The data of a run: fixed validation split; optional training subset.
+
+    A model that learns from segments (whole-cnn) gets cut-outs of touching
+    digits generated from each split's own digits (see segment_data).
+    """
     mnist = data_mod.load_mnist(cfg.data_dir)
     s = mnist.split(cfg.val_size)
+    if models.get_spec(cfg.model).data == "segments":
+        from .segment_data import segment_splits
+
+        # a training subset of N segments needs about N / 20 lines
+        lines = -(-cfg.train_subset // 20) if cfg.train_subset else None
+        s = segment_splits(s, cfg.seed, lines)
     x_train, y_train = s.x_train, s.y_train
     if cfg.train_subset:
         x_train, y_train = x_train[: cfg.train_subset], y_train[: cfg.train_subset]
@@ -379,8 +391,9 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
 
     splits = load_splits(cfg)
-    x_train, y_train = to_model_input(splits.x_train), one_hot(splits.y_train)
-    x_val, y_val = to_model_input(splits.x_val), one_hot(splits.y_val)
+    classes = models.get_spec(cfg.model).classes
+    x_train, y_train = to_model_input(splits.x_train), one_hot(splits.y_train, classes)
+    x_val, y_val = to_model_input(splits.x_val), one_hot(splits.y_val, classes)
     steps = int(np.ceil(len(x_train) / cfg.batch_size))
     _log_header(cfg, len(x_train), stream)
 
@@ -457,6 +470,18 @@ def finalize(
     return card
 
 
+def _data_name(cfg: TrainConfig, spec: models.ModelSpec) -> str:
+    if spec.data == "segments":
+        from .segment_data import LINES
+
+        return (
+            "cut-outs of touching MNIST digits (inkdigits.segment_data; lines per split: "
+            + ", ".join(f"{k} {v}" for k, v in LINES.items())
+            + "; validation and test lines from the validation and test digits)"
+        )
+    return "MNIST" + (" + extra digits" if cfg.extra_digits else "")
+
+
 def _extra_record(cfg: TrainConfig) -> dict[str, Any] | None:
     if not cfg.extra_digits:
         return None
@@ -514,13 +539,14 @@ def make_card(
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         },
         "data": {
-            "name": "MNIST" + (" + extra digits" if cfg.extra_digits else ""),
+            "name": _data_name(cfg, spec),
             "extra_digits": _extra_record(cfg),
             "sha256": checksums,
             "validation": {
                 "size": int(len(splits.x_val)),
                 "seed": data_mod.VAL_SEED,
-                "method": "stratified, per class",
+                "method": "stratified, per class"
+                + ("; segments cut from those digits" if spec.data == "segments" else ""),
             },
         },
         "versions": library_versions(),
