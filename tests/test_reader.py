@@ -316,3 +316,30 @@ def test_tune_memory_keeps_freed_blocks_for_the_next_read():
         freed[flag] = (out[0], float(out[1]))
     assert freed["0"][1] > 15  # glibc's default: a block that large is unmapped on free
     assert freed["1"] == ("True", pytest.approx(0, abs=2))  # tuned: kept for reuse
+
+
+def test_the_whole_digit_check_is_shipped_and_can_be_turned_off(reader, mnist):
+    assert reader.whole_check is not None and reader.whole_check.card["model"]["name"] == (
+        "whole-cnn"
+    )
+    alone = Reader(whole_model=False)
+    assert alone.whole_check is None
+    rng = np.random.default_rng(5)
+    s = synth.render(rng, mnist.test_images, mnist.test_labels, 4, **CLEAN)
+    assert alone.read_number(s.image).number == reader.read_number(s.image).number == s.label
+
+
+def test_touching_digits_split_better_with_the_whole_digit_check(reader, mnist):
+    """Clean touching numbers: the check finds the cuts the digit classifier alone misses.
+
+    Measured when written: 37 of 40 with the check, 29 without.
+    """
+    rng = np.random.default_rng(11)
+    force = {**CLEAN, "spacing": "touching"}
+    samples = [
+        synth.render(rng, mnist.test_images, mnist.test_labels, 4, **force) for _ in range(40)
+    ]
+    alone = Reader(whole_model=False)
+    with_check = sum(reader.read_number(s.image).number == s.label for s in samples)
+    without = sum(alone.read_number(s.image).number == s.label for s in samples)
+    assert with_check >= 34 and with_check >= without + 5, (with_check, without)

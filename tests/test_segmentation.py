@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from inkdigits.preprocessing import to_mnist
-from inkdigits.segmentation import WIDEST, Piece, drop_marks, group_lines, split_piece
+from inkdigits.segmentation import (
+    WIDEST,
+    Piece,
+    candidate_segments,
+    drop_marks,
+    group_lines,
+    split_piece,
+)
 
 
 def piece(x: int, y: int, w: int, h: int) -> Piece:
@@ -63,3 +71,16 @@ def test_a_chain_of_touching_digits_is_never_read_as_one():
     parts = split_piece(chain, height, ink, sure_two, to_mnist)
     assert len(parts) >= 2
     assert all(p.w <= WIDEST * height for p in parts)
+
+
+def test_split_segments_follow_the_cuts():
+    both = np.zeros((40, 30), np.uint8)
+    cv2.line(both, (14, 0), (8, 39), 1, 3)
+    cv2.line(both, (20, 0), (14, 39), 1, 3)
+    both = both > 0
+    pair = Piece(0, 0, both.shape[1], both.shape[0], both)
+    cuts, segs = candidate_segments(pair, 40)
+    for q in segs.values():  # every segment is ink of the piece, and inside it
+        inside = both[q.y - pair.y : q.y - pair.y + q.h, q.x - pair.x : q.x - pair.x + q.w]
+        assert q.mask.any() and not (q.mask & ~inside).any()
+    assert cuts[0] == 0 and cuts[-1] == pair.w

@@ -17,6 +17,7 @@ import numpy as np
 from .preprocessing import connected_components
 
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
+NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
 
@@ -320,15 +321,32 @@ def split_touching(
     to_mnist: Callable,
     whole: Whole | None = None,
 ) -> list[Piece]:
-    """Split pieces much wider than a digit of the line into the digits they hold."""
+    """Split the pieces of a line that hold more than one digit into the digits they hold.
+
+    A piece much wider than the line's digits is tried; with a whole-digit
+    check, so is any piece at least NARROWEST_PAIR digit heights wide that the
+    check doubts is one whole digit (a 1 touching its neighbour makes a pair
+    no wider than one digit). The whole piece stays a candidate of the split,
+    so a digit the check wrongly doubts is still kept whole when it reads best so.
+    """
     if not line:
         return line
     height = digit_height(line)
     widths = [p.w for p in line if p.h >= 0.5 * height and p.w <= 1.1 * height]
     typical = float(np.median(widths)) if widths else 0.65 * height
+    tried = [p.w >= max(1.4 * typical, 0.9 * height) for p in line]
+    if whole is not None:
+        doubt = [i for i, p in enumerate(line) if not tried[i] and p.w >= NARROWEST_PAIR * height]
+        if doubt:
+            crops = [line[i] for i in doubt]
+            p_whole = whole(
+                np.stack([to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in crops])
+            )
+            for i, pw in zip(doubt, p_whole, strict=True):
+                tried[i] = bool(pw < 0.5)
     out = []
-    for p in line:
-        if p.w >= max(1.4 * typical, 0.9 * height):
+    for p, t in zip(line, tried, strict=True):
+        if t:
             out.extend(split_piece(p, height, ink, classify, to_mnist, whole))
         else:
             out.append(p)
