@@ -34,9 +34,9 @@ def png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def photo(rng, mnist, n_digits: int, height: int) -> np.ndarray:
+def photo(rng, mnist, n_digits: int, height: int, spacing: str = "spaced") -> np.ndarray:
     s = synth.render(rng, mnist.test_images, mnist.test_labels, n_digits, height=height,
-                     background="photo", dark=False, spacing="spaced", punctuation=False,
+                     background="photo", dark=False, spacing=spacing, punctuation=False,
                      rotation=2.0, jpeg=0)  # fmt: skip
     return s.image
 
@@ -73,6 +73,9 @@ def main() -> None:
     reader = Reader(args.model)
     one = png(fit(photo(rng, mnist, 1, 120), 640, 480))
     ten = png(fit(photo(rng, mnist, 10, 60), 1000, 300))
+    # touching digits: the splitter reads every candidate segment (after the
+    # two above, so their images stay what they were)
+    joined = png(fit(photo(rng, mnist, 10, 60, "touching"), 1000, 300))
     for how in ("plain process", "allocator tuned"):
         if how == "allocator tuned" and not tune_memory():
             print("allocator tuning: not available here (not glibc)")
@@ -84,6 +87,10 @@ def main() -> None:
         print(
             f"10-digit number, 1000x300 photo, {how}:                "
             f"{timed(lambda: reader.read_number(ten), args.repeats):.1f} ms median"
+        )
+        print(
+            f"10-digit number, touching, 1000x300 photo, {how}:       "
+            f"{timed(lambda: reader.read_number(joined), args.repeats):.1f} ms median"
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digit.png"
