@@ -343,3 +343,16 @@ def test_touching_digits_split_better_with_the_whole_digit_check(reader, mnist):
     with_check = sum(reader.read_number(s.image).number == s.label for s in samples)
     without = sum(alone.read_number(s.image).number == s.label for s in samples)
     assert with_check >= 34 and with_check >= without + 5, (with_check, without)
+
+
+def test_models_in_the_wrong_role_are_refused_clearly(run_cli):
+    from inkdigits.classifier import WHOLE_DIR, shipped_model_path
+    from inkdigits.errors import ModelError
+
+    whole, digits = shipped_model_path(folder=WHOLE_DIR), shipped_model_path()
+    with pytest.raises(ModelError, match="11 outputs, not the ten digits"):
+        Reader(whole)
+    with pytest.raises(ModelError, match="a whole-digit check has 11 outputs"):
+        Reader(whole_model=digits)
+    rc, _, err = run_cli("evaluate", "--model", str(whole))
+    assert rc == 1 and "not the ten digits" in err and "Traceback" not in err

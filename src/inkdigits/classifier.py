@@ -69,6 +69,15 @@ def calibration_of(card: dict[str, Any], path: Path) -> dict[str, Any]:
     return card.get("calibration", {})
 
 
+def check_digit_model(classes: int, path: str | os.PathLike[str]) -> None:
+    """Raise ModelError unless the model answers with the ten digits."""
+    if classes != 10:
+        raise ModelError(
+            f"{path}: the model has {classes} outputs, not the ten digits "
+            "(whole-cnn is the splitter's whole-digit check, not a digit reader)"
+        )
+
+
 def load_card(model_path: Path) -> dict[str, Any]:
     """The card.json beside ``model_path``; a missing card is an error (it holds the constants)."""
     card_path = model_path.with_name(CARD_FILE)
@@ -113,6 +122,7 @@ class Classifier:
         if list(inp.shape[1:]) != [28, 28, 1]:
             raise ModelError(f"{path}: input shape {inp.shape}, expected (N, 28, 28, 1)")
         self.input_name = inp.name
+        self.classes = int(self.session.get_outputs()[0].shape[-1])
         pre = self.card.get("preprocessing", {})
         self.scale = float(pre.get("scale", 1.0 / 255.0))
         self.temperature = float(calibration_of(self.card, path).get("temperature", 1.0))
@@ -137,9 +147,7 @@ class Classifier:
             self.session.run(None, {self.input_name: x[i : i + batch_size]})[0]
             for i in range(0, len(x), batch_size)
         ]
-        if out:
-            return np.concatenate(out)
-        return np.zeros((0, self.session.get_outputs()[0].shape[-1]), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.classes), np.float32)
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Calibrated probabilities (N, 10) for uint8 (N, 28, 28) or float (N, 28, 28, 1) input."""

@@ -26,6 +26,7 @@ from .classifier import (
     Classifier,
     apply_temperature,
     calibration_of,
+    check_digit_model,
     is_int8_file,
     load_card,
     shipped_model_path,
@@ -200,12 +201,14 @@ def load_predictor(model: str | os.PathLike[str] | None = None) -> Predictor:
     if path.suffix == ".onnx":
         clf = Classifier(path)
         _check_input_shape(clf.session.get_inputs()[0].shape, path)
+        check_digit_model(clf.classes, path)
         return Predictor(path, "onnx", clf.predict_raw, clf.card, run_dir=run_dir)
     if path.suffix == ".keras":
         from .training import load_keras
 
         km = load_keras(path)
         _check_input_shape(km.input_shape, path)
+        check_digit_model(int(km.output_shape[-1]), path)
         card = {}
         if path.with_name("card.json").is_file():
             card = load_card(path.with_name("model.onnx"))

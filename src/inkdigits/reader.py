@@ -21,7 +21,8 @@ import numpy as np
 
 from . import preprocessing as pre
 from . import segmentation as seg
-from .classifier import WHOLE_DIR, Classifier, shipped_model_path
+from .classifier import WHOLE_DIR, Classifier, check_digit_model, shipped_model_path
+from .errors import ModelError
 
 UNKNOWN = "?"
 # Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
@@ -111,10 +112,16 @@ class Reader:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         self.classifier = Classifier(model, threads=threads)
+        check_digit_model(self.classifier.classes, self.classifier.path)
         if whole_model is None or whole_model is True:
             shipped = shipped_model_path(folder=WHOLE_DIR)
             whole_model = shipped if shipped.is_file() else False
         self.whole_check = Classifier(whole_model, threads=threads) if whole_model else None
+        if self.whole_check is not None and self.whole_check.classes != 11:
+            raise ModelError(
+                f"{self.whole_check.path}: a whole-digit check has 11 outputs (the digits and "
+                f"'not one whole digit'), this model has {self.whole_check.classes}"
+            )
         self.min_confidence = min_confidence
         self.max_pixels = max_pixels
 
