@@ -269,6 +269,17 @@ def inkdigits_cnn() -> keras.Model:
     return keras.Model(inputs, _head(x, "probs"), name="inkdigits_cnn")
 
 
+def _strided_stem(inputs, width: int):
+    """5x5 stride-2 convolution, batch norm, ReLU: (B, 28, 28, 1) -> (B, 14, 14, width).
+
+    Fast-moving batch-norm statistics: a run of one or two epochs must not
+    evaluate with running averages that still remember the first steps.
+    """
+    x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, name="c1")(inputs)
+    x = layers.BatchNormalization(momentum=0.9, name="c1_bn")(x)
+    return layers.ReLU(name="c1_relu")(x)
+
+
 def fast_cnn(width: int = 32, hidden: int = 128) -> keras.Model:
     """A small CNN tuned for time-to-accuracy: 99% test accuracy in about 2 epochs on 2 cores.
 
@@ -278,11 +289,7 @@ def fast_cnn(width: int = 32, hidden: int = 128) -> keras.Model:
     (docs/BENCHMARKS.md, "Time to accuracy").
     """
     inputs = keras.Input(INPUT_SHAPE, name="input")
-    # Fast-moving batch-norm statistics: a run of one or two epochs must not
-    # evaluate with running averages that still remember the first steps.
-    x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, name="c1")(inputs)
-    x = layers.BatchNormalization(momentum=0.9, name="c1_bn")(x)
-    x = layers.ReLU(name="c1_relu")(x)  # (B, 14, 14, w)
+    x = _strided_stem(inputs, width)  # (B, 14, 14, w)
     x = _conv_bn(x, 2 * width, stride=2, name="c2", momentum=0.9)  # (B, 7, 7, 2w)
     x = layers.Flatten()(x)  # (B, 98w)
     if hidden:
@@ -301,9 +308,7 @@ def quick_cnn(
     budget (docs/BENCHMARKS.md, "Time to accuracy").
     """
     inputs = keras.Input(INPUT_SHAPE, name="input")
-    x = layers.Conv2D(width, 5, strides=2, padding="same", use_bias=False, name="c1")(inputs)
-    x = layers.BatchNormalization(momentum=0.9, name="c1_bn")(x)
-    x = layers.ReLU(name="c1_relu")(x)  # (B, 14, 14, w)
+    x = _strided_stem(inputs, width)  # (B, 14, 14, w)
     x = _conv_bn(x, width, name="c2", momentum=0.9)  # (B, 14, 14, w)
     x = _conv_bn(x, 2 * width, stride=2, name="c3", momentum=0.9)  # (B, 7, 7, 2w)
     x = _conv_bn(x, 2 * width, name="c4", momentum=0.9)  # (B, 7, 7, 2w)

@@ -183,12 +183,8 @@ class Reader:
         lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole)
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
-        crops = [
-            pre.to_mnist(im.ink[p.y : p.y + p.h, p.x : p.x + p.w], p.mask)
-            for line in lines
-            for p in line
-        ]
-        probs = self.classify(np.stack(crops))
+        crops = seg.crops([p for line in lines for p in line], im.ink, pre.to_mnist)
+        probs = self.classify(crops)
         k = 0
         digits: list[list[DigitResult]] = []
         for line in lines:

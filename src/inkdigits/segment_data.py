@@ -93,12 +93,14 @@ def make_segments(
                 segments = list(seg.candidate_segments(p, height)[1].values())
             else:
                 segments = [p]
+            kept = []
             for q in segments:
                 which = _label(q, owner, own, totals)
-                if which is None:
-                    continue
-                xs.append(to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask))
-                ys.append(NOT_WHOLE if which < 0 else int(labels[idx[which]]))
+                if which is not None:
+                    kept.append(q)
+                    ys.append(NOT_WHOLE if which < 0 else int(labels[idx[which]]))
+            if kept:
+                xs.extend(seg.crops(kept, ink, to_mnist))
     return np.stack(xs), np.asarray(ys, np.int64)
 
 

@@ -9,7 +9,7 @@ function from MNIST-style digits to probabilities) which cut reads best.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ class Piece:
     w: int
     h: int
     mask: np.ndarray  # bool (h, w)
+    digit: np.ndarray | None = field(default=None, repr=False, compare=False)  # see crops()
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -47,6 +48,18 @@ class Piece:
     @property
     def cy(self) -> float:
         return self.y + self.h / 2
+
+
+def crops(pieces: list[Piece], ink: np.ndarray, to_mnist: Callable) -> np.ndarray:
+    """The pieces as MNIST-style digits (N, 28, 28) uint8, each made once and kept on its piece.
+
+    A piece the whole-digit check looked at and then kept is read again at the
+    end; its 28x28 is not made twice.
+    """
+    for p in pieces:
+        if p.digit is None:
+            p.digit = to_mnist(ink[p.y : p.y + p.h, p.x : p.x + p.w], p.mask)
+    return np.stack([p.digit for p in pieces])
 
 
 def components(mask: np.ndarray, min_area: int = 4) -> list[Piece]:
@@ -289,9 +302,7 @@ def split_piece(
     if not segs:
         return [piece]
     keys = list(segs)
-    digits = np.stack(
-        [to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in segs.values()]
-    )
+    digits = crops(list(segs.values()), ink, to_mnist)
     conf = classify(digits).max(axis=1)
     if whole is not None:
         conf = conf * whole(digits)
@@ -338,10 +349,7 @@ def split_touching(
     if whole is not None:
         doubt = [i for i, p in enumerate(line) if not tried[i] and p.w >= NARROWEST_PAIR * height]
         if doubt:
-            crops = [line[i] for i in doubt]
-            p_whole = whole(
-                np.stack([to_mnist(ink[q.y : q.y + q.h, q.x : q.x + q.w], q.mask) for q in crops])
-            )
+            p_whole = whole(crops([line[i] for i in doubt], ink, to_mnist))
             for i, pw in zip(doubt, p_whole, strict=True):
                 tried[i] = bool(pw < 0.5)
     out = []
