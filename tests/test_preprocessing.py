@@ -280,6 +280,37 @@ def test_thin_pen_on_a_big_photo_is_thickened(seven):
     assert sw >= 1.5  # MNIST strokes are about 2.2 px wide at 28x28
 
 
+def test_digit_on_a_densely_printed_page_is_found(seven):
+    """A check's printed pattern (faint marks, each just above the next) is no part of the
+    digit: merged first, they had chained into one page-sized piece."""
+    page = np.full((600, 600, 3), (214, 228, 218), np.uint8)
+    for y in range(10, 600, 38):
+        for x in range(10 + (y // 38 % 2) * 20, 600, 42):
+            cv2.ellipse(page, (x, y), (14, 7), 30, 0, 360, (182, 198, 188), -1)
+    big = cv2.resize(seven, (150, 150), interpolation=cv2.INTER_CUBIC)
+    ink = (big > 100)[..., None]
+    spot = page[220:370, 220:370]
+    spot[:] = np.where(ink, np.array((40, 50, 170), np.uint8), spot)  # blue pen
+    got = pre.preprocess(page)
+    ys, xs = np.nonzero(big > 100)
+    want = (220 + xs.min(), 220 + ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert got.box is not None and pre._iou(got.box, want) > 0.8
+    clean = pre.preprocess(np.where(ink, 0, 255).astype(np.uint8)[..., 0]).digit
+    assert np.abs(got.digit.astype(int) - clean).mean() < 12  # the same model input
+
+
+def test_broad_marker_stroke_is_thinned_into_mnist_range():
+    """A 1 drawn with a broad marker (stroke a quarter of its height) reads as a 0 unless
+    thinned: MNIST strokes are 0.08-0.16 of the digit's box side."""
+    soft = np.zeros((204, 204), np.float32)
+    soft[2:202, 70:134] = 1.0  # a bar 200 tall, 64 wide: stroke width 0.24 of its side
+    mask = soft > 0.5
+    assert pre.stroke_width(mask) > 0.23 * 200
+    thinned = pre.normalise_stroke(soft, mask) > 0.5
+    assert 0.15 * 200 < pre.stroke_width(thinned) <= 0.2 * 200
+    assert thinned.any(axis=1).sum() >= 0.9 * 200  # and keeps its length
+
+
 def test_blank_page_has_no_digit():
     for blank in (np.full((300, 400, 3), 255, np.uint8), np.zeros((50, 50), np.uint8)):
         got = pre.preprocess(blank)

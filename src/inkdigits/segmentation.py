@@ -408,21 +408,31 @@ def gather(main: Piece, others: list[Piece]) -> Piece:
     return main
 
 
+def _flat(p: Piece) -> bool:
+    """Much wider than tall: a rule or a dash, never a digit on its own."""
+    return p.w > 3.0 * p.h
+
+
 def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
     """The one digit of a single-digit image: the biggest strong piece that is not a mark,
     with the pieces of the same digit near it (see :func:`gather`)."""
-    pieces = merge_pieces(drop_specks(components(mask)))
-    strength = [ink_strength(p, ink) for p in pieces]
-    solid = [i for i, p in enumerate(pieces) if not (p.w > 3.0 * p.h)]  # flat: rules, dashes
-    if not solid:
+
+    def strong(pieces: list[Piece]) -> list[tuple[Piece, float]]:
+        """drop_weak's rule, measured against the solid (not flat) pieces only."""
+        strength = [ink_strength(p, ink) for p in pieces]
+        top = max((s for p, s in zip(pieces, strength, strict=True) if not _flat(p)), default=0)
+        return [(p, s) for p, s in zip(pieces, strength, strict=True) if top and s >= WEAK * top]
+
+    # weak pieces go before merging too: merge_pieces would chain the marks of
+    # a printed pattern, each above the next, into one page-sized piece
+    kept = strong(merge_pieces([p for p, _ in strong(drop_specks(components(mask)))]))
+    if not kept:
         return None
-    floor = WEAK * max(strength[i] for i in solid)  # drop_weak's rule, among the solid pieces
-    strong = [i for i in range(len(pieces)) if strength[i] >= floor]
     best = max(
-        (i for i in solid if strength[i] >= floor),
-        key=lambda i: pieces[i].area * pieces[i].h * strength[i] ** 2,
-    )
-    return gather(pieces[best], [pieces[i] for i in strong if i != best])
+        (ps for ps in kept if not _flat(ps[0])),
+        key=lambda ps: ps[0].area * ps[0].h * ps[1] ** 2,
+    )[0]
+    return gather(best, [p for p, _ in kept if p is not best])
 
 
 def find_digits(
@@ -433,7 +443,7 @@ def find_digits(
     whole: Whole | None = None,
 ) -> list[list[Piece]]:
     """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
-    pieces = drop_weak(merge_pieces(drop_specks(components(mask))), ink)
+    pieces = merge_pieces(drop_weak(drop_specks(components(mask)), ink))
     if pieces:
         height = digit_height(pieces)
         pieces = merge_pieces(pieces, height)
