@@ -193,7 +193,7 @@ def drop_marks(line: list[Piece]) -> list[Piece]:
     for p in line:
         if p.h < 0.5 * height:  # '.', ',', '-', '=', specks on the line
             continue
-        if p.w > 3.0 * p.h and p.h < 0.6 * height:  # underlines and printed rules
+        if _flat(p) and p.h < 0.6 * height:  # underlines and printed rules
             continue
         if p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height:
             continue  # a '.' or ',' low on the line
@@ -395,9 +395,7 @@ def gather(main: Piece, others: list[Piece]) -> Piece:
     while rest:
         size = max(main.w, main.h)
         near = [
-            q
-            for q in rest
-            if _box_gap(main, q) <= 0.25 * size and (q.w <= 3.0 * q.h or q.w <= size)
+            q for q in rest if _box_gap(main, q) <= 0.25 * size and (not _flat(q) or q.w <= size)
         ]
         near = [q for q in near if (u := union(main, q)).w <= 1.5 * u.h]
         if not near:
