@@ -369,13 +369,22 @@ def ink_strength(piece: Piece, ink: np.ndarray) -> float:
 WEAK = 0.55  # a piece whose ink is below this share of the strongest piece's is no stroke
 
 
-def drop_weak(pieces: list[Piece], ink: np.ndarray, rel: float = WEAK) -> list[Piece]:
-    """Remove pieces whose ink is much fainter than the strongest piece's."""
-    if not pieces:
-        return pieces
+def drop_weak(
+    pieces: list[Piece],
+    ink: np.ndarray,
+    rel: float = WEAK,
+    among: Callable[[Piece], bool] | None = None,
+) -> list[Piece]:
+    """Remove pieces whose ink is much fainter than the strongest piece's.
+
+    ``among`` limits which pieces can set the bar (a single digit: not rules
+    and dashes); when none of them is there, no piece is kept.
+    """
     strength = [ink_strength(p, ink) for p in pieces]
-    top = max(strength)
-    return [p for p, s in zip(pieces, strength, strict=True) if s >= rel * top]
+    bars = [s for p, s in zip(pieces, strength, strict=True) if among is None or among(p)]
+    if not bars:
+        return []
+    return [p for p, s in zip(pieces, strength, strict=True) if s >= rel * max(bars)]
 
 
 def _box_gap(a: Piece, b: Piece) -> int:
@@ -415,22 +424,18 @@ def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
     """The one digit of a single-digit image: the biggest strong piece that is not a mark,
     with the pieces of the same digit near it (see :func:`gather`)."""
 
-    def strong(pieces: list[Piece]) -> list[tuple[Piece, float]]:
-        """drop_weak's rule, measured against the solid (not flat) pieces only."""
-        strength = [ink_strength(p, ink) for p in pieces]
-        top = max((s for p, s in zip(pieces, strength, strict=True) if not _flat(p)), default=0)
-        return [(p, s) for p, s in zip(pieces, strength, strict=True) if top and s >= WEAK * top]
+    def solid(p: Piece) -> bool:
+        return not _flat(p)
 
     # weak pieces go before merging too: merge_pieces would chain the marks of
     # a printed pattern, each above the next, into one page-sized piece
-    kept = strong(merge_pieces([p for p, _ in strong(drop_specks(components(mask)))]))
-    if not kept:
+    pieces = drop_weak(drop_specks(components(mask)), ink, among=solid)
+    pieces = drop_weak(merge_pieces(pieces), ink, among=solid)
+    candidates = [p for p in pieces if solid(p)]
+    if not candidates:
         return None
-    best = max(
-        (ps for ps in kept if not _flat(ps[0])),
-        key=lambda ps: ps[0].area * ps[0].h * ps[1] ** 2,
-    )[0]
-    return gather(best, [p for p, _ in kept if p is not best])
+    best = max(candidates, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
+    return gather(best, [p for p in pieces if p is not best])
 
 
 def find_digits(
