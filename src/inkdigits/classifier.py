@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 
 WEIGHTS_PACKAGE = "inkdigits.weights"
 MODEL_FILE = "model.onnx"  # float32, exported from Keras and checked against it
@@ -76,6 +76,18 @@ def check_digit_model(classes: int, path: str | os.PathLike[str]) -> None:
             f"{path}: the model has {classes} outputs, not the ten digits "
             "(whole-cnn is the splitter's whole-digit check, not a digit reader)"
         )
+
+
+def load_teachers(paths: list[str]) -> list[Classifier]:
+    """The teachers of a distillation run: digit models (.onnx with their cards)."""
+    teachers = []
+    for p in paths:
+        if Path(p).suffix != ".onnx" or not Path(p).is_file():
+            raise ConfigError(f"teacher {p}: expected an existing .onnx file")
+        c = Classifier(p)
+        check_digit_model(c.classes, p)
+        teachers.append(c)
+    return teachers
 
 
 def load_card(model_path: Path) -> dict[str, Any]:

@@ -186,6 +186,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "init_from",
             "data_dir",
             "threads",
+            "teachers",
+            "distill_views",
+            "distill_temperature",
         )
     }
     if args.resume:
@@ -204,6 +207,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .models import get_spec
 
         get_spec(cfg.model)  # unknown names fail here, before TensorFlow starts
+        if cfg.teachers:
+            from .classifier import load_teachers
+
+            load_teachers(cfg.teachers)  # before TensorFlow starts and the folder is made
     from . import training
 
     training.train(cfg, out, resume=args.resume)
@@ -253,6 +260,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--init-from", metavar="KERAS", help="start from these weights (fine-tune)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")
+    p.add_argument(
+        "--teachers",
+        nargs="+",
+        metavar="ONNX",
+        help="distil: learn these models' averaged probabilities on augmented training "
+        "images instead of the labels",
+    )
+    p.add_argument(
+        "--distill-views",
+        type=positive_int,
+        help="distillation: augmented copies of each training image (default: 10)",
+    )
+    p.add_argument(
+        "--distill-temperature",
+        type=positive_float,
+        help="distillation: soften the teachers' probabilities by T (default: 2)",
+    )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--out", help="run folder (default: runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -82,6 +82,14 @@ class TrainConfig:
     """start from this .keras model's weights (same architecture): fine-tuning"""
     threads: int | None = None
     """CPU threads for the backend (None: all cores)"""
+    teachers: list[str] | None = None
+    """distillation: .onnx digit models whose averaged probabilities on augmented
+    copies of the training images are the targets (see inkdigits.distill); None:
+    train on the labels"""
+    distill_views: int = 10
+    """distillation: fixed augmented copies of each training image"""
+    distill_temperature: float = 2.0
+    """distillation: the teachers' probabilities are softened as softmax(log p / T)"""
     extra: dict[str, Any] = field(default_factory=dict)
     """free-form notes carried into the card"""
 
@@ -123,6 +131,14 @@ class TrainConfig:
                 f"train subset must be >= 100 images, got {self.train_subset}",
             ),
             (self.extra_repeat >= 1, f"extra repeat must be >= 1, got {self.extra_repeat}"),
+            (
+                self.distill_views >= 1,
+                f"distillation views must be >= 1, got {self.distill_views}",
+            ),
+            (
+                self.distill_temperature > 0,
+                f"distillation temperature must be > 0, got {self.distill_temperature}",
+            ),
             (
                 self.schedule in (None, "constant", "onecycle"),
                 f"schedule must be constant or onecycle, got {self.schedule!r}",

@@ -74,6 +74,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
             d[key] = getattr(r, key)
     if d["patience"] is None:
         d["patience"] = r.patience
+    if d["teachers"]:
+        from .classifier import load_teachers
+
+        load_teachers(d["teachers"])
     if d["precision"] == "auto":
         d["precision"] = "mixed_bfloat16" if cpu_has_bf16() else "float32"
     out = TrainConfig.from_dict(d)
@@ -177,7 +181,7 @@ def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
             raise ConfigError(
                 f"--init-from {cfg.init_from}: its weights do not fit {cfg.model} ({exc})"
             ) from None
-    if cfg.augment:
+    if cfg.augment and not cfg.teachers:  # a distilled run's augmentation is in its data
         net = keras.Sequential(
             [
                 keras.Input(models.INPUT_SHAPE),
@@ -411,10 +415,19 @@ def train(
     if not state.finished and state.epochs_done < cfg.epochs and not state.stopped_early:
         if verbose is None:
             verbose = 1 if sys.stdout.isatty() else 0
+        if cfg.teachers:
+            from . import distill
+
+            d = distill.prepare(out, x_train, cfg, stream)
+            fit_data: dict[str, Any] = {
+                "x": distill.ViewBatches(
+                    d["views"], d["targets"], cfg.batch_size, cfg.seed, state.epochs_done
+                )
+            }
+        else:
+            fit_data = {"x": x_train, "y": y_train, "batch_size": cfg.batch_size}
         net.fit(
-            x_train,
-            y_train,
-            batch_size=cfg.batch_size,
+            **fit_data,
             epochs=cfg.epochs,
             initial_epoch=state.epochs_done,
             validation_data=(x_val, y_val),
@@ -496,6 +509,14 @@ def _extra_record(cfg: TrainConfig) -> dict[str, Any] | None:
     }
 
 
+def _teacher_record(cfg: TrainConfig) -> list[dict[str, str]] | None:
+    if not cfg.teachers:
+        return None
+    from .distill import teacher_record
+
+    return teacher_record(cfg.teachers)
+
+
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float((probs.argmax(axis=1) == labels).mean())
 
@@ -536,6 +557,7 @@ def make_card(
             "stopped_early": state.stopped_early,
             "train_seconds": round(state.train_seconds, 1),
             "train_images": int(len(splits.x_train)),
+            "teachers": _teacher_record(cfg),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         },
         "data": {
