@@ -10,9 +10,15 @@ from inkdigits.segmentation import (
     WIDEST,
     Piece,
     candidate_segments,
+    components,
     drop_marks,
+    fill_in,
     group_lines,
+    merge_pieces,
     split_piece,
+    union,
+    weak_labels,
+    weak_links,
 )
 
 
@@ -84,3 +90,35 @@ def test_split_segments_follow_the_cuts():
         inside = both[q.y - pair.y : q.y - pair.y + q.h, q.x - pair.x : q.x - pair.x + q.w]
         assert q.mask.any() and not (q.mask & ~inside).any()
     assert cuts[0] == 0 and cuts[-1] == pair.w
+
+
+def test_fragments_of_one_thin_digit_join_when_fainter_ink_links_them():
+    # a thin 6 broken by the threshold into its stem and its loop (geometry of
+    # a generated photo where it was read as a 1): together 127 px tall where
+    # the line's height estimate says 94, too tall for the fragment rule alone
+    stem, loop = piece(0, 0, 40, 68), piece(0, 84, 88, 43)
+    assert len(merge_pieces([stem, loop], 94.0)) == 2
+    assert len(merge_pieces([stem, loop], 94.0, lambda a, b: False)) == 2
+    (six,) = merge_pieces([stem, loop], 94.0, lambda a, b: True)
+    assert six.box == (0, 0, 88, 127)
+    # two whole digits joined by a faint ligature stay two digits
+    two = [piece(0, 0, 50, 94), piece(60, 0, 50, 94)]
+    assert len(merge_pieces(two, 94.0, lambda a, b: True)) == 2
+
+
+def test_a_broken_piece_is_filled_with_the_fainter_ink_of_its_strokes():
+    ink = np.zeros((60, 60), np.float32)
+    ink[10:13, 10:40] = 1.0  # a 7: its bar
+    ink[10:50, 37:40] = 1.0  # and its stem,
+    ink[28:32, 37:40] = 0.4  # where the pen thinned out: below the threshold, above 0.6 of it
+    mask = ink > 0.5
+    (top, bottom) = sorted(components(mask), key=lambda q: q.y)
+    p = union(top, bottom)
+    filled = fill_in(p, weak_labels(ink, 0.5))
+    assert filled.box == p.box and filled.area == p.area + 12  # the gap, and only it
+    assert weak_links(weak_labels(ink, 0.5))(top, bottom)
+    assert not weak_links(weak_labels(ink, 0.9))(top, bottom)  # 0.6 of 0.9 is above the gap's ink
+    # faint ink joined to the strokes that would more than add a third: the
+    # page's texture, not the gaps of a stroke; the piece stays as it was
+    ink[13:45, 12:30] = 0.35
+    assert fill_in(p, weak_labels(ink, 0.5)).area == p.area

@@ -440,6 +440,11 @@ def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, 
     return remove_rules(mask), thr
 
 
+def faint_level(thr: float) -> float:
+    """How faint ink joined to strokes above ``thr`` may be (hysteresis's low threshold)."""
+    return max(INK_FLOOR, HYSTERESIS * thr)
+
+
 def _hysteresis(ink: np.ndarray, thr: float) -> np.ndarray:
     """Ink above ``thr``, and weaker ink (down to HYSTERESIS * thr) connected to it.
 
@@ -449,7 +454,7 @@ def _hysteresis(ink: np.ndarray, thr: float) -> np.ndarray:
     (a shadow, a smudge, paper texture) stays out.
     """
     strong = ink > thr
-    low = max(INK_FLOOR, HYSTERESIS * thr)
+    low = faint_level(thr)
     if low >= thr:
         return strong
     comps = connected_components((ink > low).view(np.uint8))

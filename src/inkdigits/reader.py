@@ -178,9 +178,9 @@ class Reader:
     ) -> NumberResult:
         """Read every digit, line by line, left to right (``min_confidence`` as above)."""
         im = pre.ink_map(pre.load_image(image, self.max_pixels))
-        mask, _ = pre.binarize(im.ink)
+        mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
-        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole)
+        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole, threshold)
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
         crops = seg.crops([p for line in lines for p in line], im.ink, pre.to_mnist)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .preprocessing import connected_components
+from .preprocessing import connected_components, faint_level
 
+FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
@@ -103,7 +104,9 @@ def _x_gap(a: Piece, b: Piece) -> int:
     return max(a.x, b.x) - min(a.x + a.w, b.x + b.w)  # negative when they overlap
 
 
-def _belong_together(a: Piece, b: Piece, height: float | None) -> bool:
+def _belong_together(
+    a: Piece, b: Piece, height: float | None, linked: Callable[[Piece, Piece], bool] | None
+) -> bool:
     tall = max(a.h, b.h)
     merged_h = max(a.y + a.h, b.y + b.h) - min(a.y, b.y)
     merged_w = max(a.x + a.w, b.x + b.w) - min(a.x, b.x)
@@ -112,11 +115,20 @@ def _belong_together(a: Piece, b: Piece, height: float | None) -> bool:
         return True
     # fragments of one thin or faint digit: both shorter than a digit, together digit-sized
     if height is not None and tall < 0.8 * height and _x_gap(a, b) <= 0.08 * height:
-        return merged_w <= 0.85 * height and merged_h <= 1.25 * height
+        if merged_w <= 0.85 * height and merged_h <= 1.25 * height:
+            return True
+    # fragments of one thin digit still joined by fainter ink (a pen line
+    # that thins out): together at most 1.5 digits tall and not wider than tall
+    if height is not None and linked is not None and tall < 0.8 * height:
+        return merged_h <= 1.5 * height and merged_w <= 1.1 * merged_h and linked(a, b)
     return False
 
 
-def merge_pieces(pieces: list[Piece], height: float | None = None) -> list[Piece]:
+def merge_pieces(
+    pieces: list[Piece],
+    height: float | None = None,
+    linked: Callable[[Piece, Piece], bool] | None = None,
+) -> list[Piece]:
     """Join the parts of one digit: a detached bar of a 5, a broken 4, dotted strokes.
 
     ``height`` (the digits' typical height, if known) also lets fragments of a
@@ -128,7 +140,7 @@ def merge_pieces(pieces: list[Piece], height: float | None = None) -> list[Piece
         changed = False
         for i in range(len(items)):
             for j in range(i + 1, len(items)):
-                if _belong_together(items[i], items[j], height):
+                if _belong_together(items[i], items[j], height, linked):
                     items[i] = union(items[i], items[j])
                     del items[j]
                     changed = True
@@ -438,18 +450,68 @@ def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
     return gather(best, [p for p in pieces if p is not best])
 
 
+def weak_labels(ink: np.ndarray, threshold: float) -> np.ndarray:
+    """Connected components (labels) of all ink, the faint included, for ``threshold``'s mask.
+
+    A thin pen line thins out in places: one threshold breaks a 6 into its
+    stem and bits of its loop, but the fainter ink between them is still
+    there (down to the share of the threshold that hysteresis keeps).
+    """
+    faint = ink > faint_level(threshold)
+    return cv2.connectedComponents(faint.view(np.uint8), connectivity=8)[1]
+
+
+def weak_links(labels: np.ndarray) -> Callable[[Piece, Piece], bool]:
+    """Whether two pieces are joined by fainter ink (``labels`` from :func:`weak_labels`)."""
+
+    def of(p: Piece) -> set[int]:
+        return set(np.unique(labels[p.y : p.y + p.h, p.x : p.x + p.w][p.mask]).tolist())
+
+    return lambda a, b: bool(of(a) & of(b) - {0})
+
+
+def _broken(p: Piece) -> bool:
+    """Whether the piece is made of more than one component (merged fragments)."""
+    return cv2.connectedComponents(p.mask.view(np.uint8), connectivity=8)[0] > 2
+
+
+def fill_in(p: Piece, labels: np.ndarray) -> Piece:
+    """The piece with the fainter ink in its box that is joined to its strokes."""
+    box = labels[p.y : p.y + p.h, p.x : p.x + p.w]
+    own = np.unique(box[p.mask])
+    own = own[own > 0]
+    filled = p.mask | np.isin(box, own)
+    if filled.sum() > FILL_MAX * p.mask.sum():  # faint background, not the gaps of a stroke
+        return p
+    return Piece(p.x, p.y, p.w, p.h, filled)
+
+
 def find_digits(
     mask: np.ndarray,
     ink: np.ndarray,
     classify: Classify,
     to_mnist: Callable,
     whole: Whole | None = None,
+    threshold: float | None = None,
 ) -> list[list[Piece]]:
-    """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
+    """Everything above, in order: lines of digit pieces, top to bottom, left to right.
+
+    ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
+    digit join when fainter ink still connects them (see :func:`weak_links`).
+    """
     pieces = merge_pieces(drop_weak(drop_specks(components(mask)), ink))
     if pieces:
         height = digit_height(pieces)
-        pieces = merge_pieces(pieces, height)
+        labels = weak_labels(ink, threshold) if threshold is not None else None
+        linked = weak_links(labels) if labels is not None else None
+        for _ in range(3):
+            pieces = merge_pieces(pieces, height, linked)
+            taller = digit_height(pieces)
+            if taller <= 1.05 * height:
+                break
+            height = taller
+        if labels is not None:  # a piece made of fragments gets the faint ink between them
+            pieces = [fill_in(p, labels) if _broken(p) else p for p in pieces]
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= 0.4 * height]
     lines = [drop_marks(line) for line in group_lines(pieces)]
