@@ -72,10 +72,11 @@ def main() -> None:
         by[f"digit polarity {'light-on-dark' if s.spec['dark'] else 'dark-on-light'}"][0] += ok
         by[f"digit polarity {'light-on-dark' if s.spec['dark'] else 'dark-on-light'}"][1] += 1
     conf_a, correct_a = np.array(conf), np.array(correct)
-    print(
-        f"single digits: {correct_a.mean() * 100:.2f}% of {len(correct_a)} read correctly "
-        f"(median {np.median(seconds) * 1e3:.1f} ms per image)"
-    )
+    if len(correct_a):
+        print(
+            f"single digits: {correct_a.mean() * 100:.2f}% of {len(correct_a)} read correctly "
+            f"(median {np.median(seconds) * 1e3:.1f} ms per image)"
+        )
 
     n_ok, n_total, failures, nsec = 0, 0, [], []
     for s in synth.dataset(args.seed + 1, args.numbers, mnist.test_images, mnist.test_labels, True):
@@ -99,9 +100,10 @@ def main() -> None:
     for key in sorted(by):
         ok, n = by[key]
         print(f"  {key:40s} {100 * ok / n:6.2f}%  ({n})")
-    print("\nrejection (single digits): threshold, share rejected, error rate on the rest")
-    for t, rej, err in rejection_table(conf_a, correct_a):
-        print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
+    if len(correct_a):
+        print("\nrejection (single digits): threshold, share rejected, error rate on the rest")
+        for t, rej, err in rejection_table(conf_a, correct_a):
+            print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
     for label, got, spec in failures[: args.show_failures]:
         spec = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in spec.items()
                 if k != "mnist_test_indices"}  # fmt: skip
