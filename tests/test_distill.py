@@ -107,6 +107,11 @@ def test_distilled_run_learns_resumes_and_records_its_teachers(tmp_path, mnist_d
     [
         (["--teachers", "missing.onnx"], 1, "teacher missing.onnx: expected an existing .onnx"),
         (["--teachers", str(WHOLE)], 1, "the model has 11 outputs, not the ten digits"),
+        (
+            ["--model", "whole-cnn", "--teachers", str(TEACHER)],
+            1,
+            "distillation trains a digit model (10 classes); this model has 11",
+        ),
         (["--distill-views", "0"], 2, "argument --distill-views: must be >= 1, got 0"),
         (["--distill-temperature", "-1"], 2, "argument --distill-temperature: must be > 0"),
     ],
@@ -116,3 +121,12 @@ def test_train_cli_bad_distillation_values(run_cli, tmp_path, argv, code, messag
     assert rc == code
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_teacher_record_survives_a_teacher_moved_after_training(tmp_path):
+    gone = tmp_path / "gone.onnx"
+    sha = hashlib.sha256(TEACHER.read_bytes()).hexdigest()
+    assert distill.teacher_record([str(TEACHER), str(gone)]) == [
+        {"file": str(TEACHER), "sha256": sha},
+        {"file": str(gone), "sha256": None},
+    ]

@@ -78,8 +78,12 @@ def check_digit_model(classes: int, path: str | os.PathLike[str]) -> None:
         )
 
 
-def load_teachers(paths: list[str]) -> list[Classifier]:
+def load_teachers(paths: list[str], student_classes: int = 10) -> list[Classifier]:
     """The teachers of a distillation run: digit models (.onnx with their cards)."""
+    if student_classes != 10:
+        raise ConfigError(
+            f"distillation trains a digit model (10 classes); this model has {student_classes}"
+        )
     teachers = []
     for p in paths:
         if Path(p).suffix != ".onnx" or not Path(p).is_file():

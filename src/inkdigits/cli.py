@@ -206,11 +206,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.validate()
         from .models import get_spec
 
-        get_spec(cfg.model)  # unknown names fail here, before TensorFlow starts
+        spec = get_spec(cfg.model)  # unknown names fail here, before TensorFlow starts
         if cfg.teachers:
             from .classifier import load_teachers
 
-            load_teachers(cfg.teachers)  # before TensorFlow starts and the folder is made
+            load_teachers(cfg.teachers, spec.classes)  # before TensorFlow and the folder
     from . import training
 
     training.train(cfg, out, resume=args.resume)

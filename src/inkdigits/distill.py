@@ -119,9 +119,14 @@ class ViewBatches(keras.utils.PyDataset):
         self._draw()
 
 
-def teacher_record(teachers: list[str]) -> list[dict[str, str]]:
-    """For the card: each teacher's file and checksum."""
+def teacher_record(teachers: list[str]) -> list[dict[str, str | None]]:
+    """For the card: each teacher's file and checksum (None if the file has gone since)."""
     return [
-        {"file": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
+        {
+            "file": str(p),
+            "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()
+            if Path(p).is_file()
+            else None,
+        }
         for p in teachers
     ]

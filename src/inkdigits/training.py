@@ -77,7 +77,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if d["teachers"]:
         from .classifier import load_teachers
 
-        load_teachers(d["teachers"])
+        load_teachers(d["teachers"], spec.classes)
     if d["precision"] == "auto":
         d["precision"] = "mixed_bfloat16" if cpu_has_bf16() else "float32"
     out = TrainConfig.from_dict(d)
@@ -509,7 +509,7 @@ def _extra_record(cfg: TrainConfig) -> dict[str, Any] | None:
     }
 
 
-def _teacher_record(cfg: TrainConfig) -> list[dict[str, str]] | None:
+def _teacher_record(cfg: TrainConfig) -> list[dict[str, str | None]] | None:
     if not cfg.teachers:
         return None
     from .distill import teacher_record
