@@ -96,6 +96,42 @@ def test_crops_cli(run_cli, boxes_dataset, tmp_path):
     assert extra.load_crops(tmp_path / "crops.npz")[0].shape == (12, 28, 28)
 
 
+def test_rendered_digits_come_from_the_given_digits_and_do_not_depend_on_workers(
+    mnist, monkeypatch
+):
+    from inkdigits.reader import Reader
+
+    monkeypatch.setattr(extra, "RENDER_CHUNK", 4)  # 10 renders: 3 seeded chunks
+    pick = np.isin(mnist.train_labels, [3, 7])
+    images, labels = mnist.train_images[pick][:200], mnist.train_labels[pick][:200]
+    one, y1 = extra.rendered_digits(images, labels, 10, seed=5, workers=1)
+    two, y2 = extra.rendered_digits(images, labels, 10, seed=5, workers=2)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(y1, y2)
+    assert one.shape[1:] == (28, 28) and one.dtype == np.uint8 and len(one) >= 9
+    assert set(y1.tolist()) <= {3, 7}
+    assert len(set(y1.tolist())) == 2  # both digits drawn: the seed picks them, not a constant
+    # rendered as photos, then cut out by the reader: it reads them as the digits they are
+    assert (Reader().classify(one).argmax(1) == y1).mean() >= 0.8
+    other, _ = extra.rendered_digits(images, labels, 10, seed=6)
+    assert not np.array_equal(other, one)
+    with pytest.raises(ConfigError, match="count must be at least 1"):
+        extra.rendered_digits(images, labels, 0, seed=5)
+
+
+def test_render_digits_cli_writes_extra_digits(run_cli, mnist_dir, tmp_path):
+    out = tmp_path / "rendered.npz"
+    code, stdout, err = run_cli(
+        "render-digits", "--count", "4", "--seed", "1", "--out", out, "--data-dir", mnist_dir
+    )
+    assert code == 0, err
+    assert stdout.startswith(("4 of 4 renders read", "3 of 4 renders read"))
+    images, labels = extra.load_crops(out)
+    assert images.shape[1:] == (28, 28) and len(images) == len(labels)
+    code, _, err = run_cli("render-digits", "--count", "0", "--out", out)
+    assert code == 2 and "--count" in err
+
+
 def test_fine_tune_with_extra_digits(smoke_run, boxes_dataset, tmp_path, mnist_dir):
     from inkdigits import training
     from inkdigits.config import TrainConfig

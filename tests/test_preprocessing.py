@@ -246,6 +246,23 @@ def test_dark_pen_on_a_dim_shadowed_photo_keeps_its_polarity(seven):
     assert np.abs(pre.preprocess(rgb).digit.astype(int) - ref).mean() < 15
 
 
+@pytest.mark.parametrize("light_ink", [True, False], ids=["pale-pen-on-board", "pencil-on-grey"])
+def test_faint_ink_finds_its_polarity(seven, light_ink):
+    # pale yellow ink on a grey-blue board (a light-on-dark photo): its lightest
+    # channel rises only 0.18 above the board's, under POLARITY_CONTRAST, so the
+    # light ink was taken for no ink at all and nothing was read. A pencil on
+    # grey paper, as faint the other way, must keep its polarity.
+    ink, bg = ((232, 228, 190), (150, 165, 186)) if light_ink else ((155,) * 3, (200,) * 3)
+    rgb = paper(seven, 160, ink=ink, bg=bg)
+    rgb = np.pad(rgb, ((80, 80), (80, 80), (0, 0)), mode="edge")  # a page around the digit
+    im = pre.ink_map(rgb)
+    assert im.inverted == light_ink
+    got = pre.preprocess(rgb)
+    assert got.box is not None
+    ref = pre.preprocess(paper(seven, 160)).digit.astype(int)
+    assert np.abs(got.digit.astype(int) - ref).mean() < 15
+
+
 def test_ink_levels_are_the_float_ratio_rounded_down():
     # 8-bit ink = floor(255 * min(num / max(den, 0.15 * 255), 1)): rounding up
     # instead lifted faint printed patterns over the ink floor

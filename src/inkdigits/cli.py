@@ -253,7 +253,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "±0.15 shear (default: the recipe's)",
     )
     p.add_argument(
-        "--extra-digits", metavar="NPZ", help="extra labelled digits (from `inkdigits crops`)"
+        "--extra-digits",
+        metavar="NPZ",
+        help="extra labelled digits (from `inkdigits crops` or `inkdigits render-digits`)",
     )
     p.add_argument(
         "--extra-repeat", type=positive_int, help="times each extra digit is used per epoch"
@@ -534,13 +536,20 @@ def cmd_crops(args: argparse.Namespace) -> int:
     is left out unless --include-held-out. Train with them:
     inkdigits train --extra-digits OUT.npz --extra-repeat 5 --init-from runs/x/best.keras
     """
-    from .extra import crops_from_boxes, save_crops
+    from .extra import crops_from_boxes
 
     images, labels, files = crops_from_boxes(args.dataset, args.include_held_out)
-    save_crops(args.out, images, labels)
-    counts = " ".join(f"{d}:{int((labels == d).sum())}" for d in range(10))
-    print(f"{len(images)} digits from {len(set(files))} images -> {args.out}  ({counts})")
+    _save_digits(args.out, images, labels, f"{len(images)} digits from {len(set(files))} images")
     return 0
+
+
+def _save_digits(out: str, images, labels, what: str) -> None:
+    """Write labelled digits for `inkdigits train --extra-digits` and say what was written."""
+    from .extra import save_crops
+
+    save_crops(out, images, labels)
+    counts = " ".join(f"{d}:{int((labels == d).sum())}" for d in range(10))
+    print(f"{what} -> {out}  ({counts})")
 
 
 def _add_crops(sub: argparse._SubParsersAction) -> None:
@@ -550,6 +559,46 @@ def _add_crops(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--include-held-out", action="store_true", help="also use the held-out 30%% of images"
     )
+
+
+# --------------------------------------------------------------------------- render-digits
+
+
+def cmd_render_digits(args: argparse.Namespace) -> int:
+    """Render MNIST training digits as photos and scans, cut out by the reading pipeline.
+
+    Each digit is drawn by the benchmark's generator (paper, shadows, check
+    patterns, blue ink, both polarities, thin and thick pens, blur, JPEG) from
+    the training split only (never validation or test digits), then read back
+    by the Reader's one-digit preprocessing. Train with them:
+    inkdigits train --extra-digits OUT.npz --init-from runs/x/best.keras
+    """
+    from tqdm import tqdm
+
+    from .data import load_mnist
+    from .extra import rendered_digits
+
+    s = load_mnist(args.data_dir).split()
+    with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
+        images, labels = rendered_digits(
+            s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update
+        )
+    _save_digits(args.out, images, labels, f"{len(images)} of {args.count} renders read as digits")
+    return 0
+
+
+def _add_render_digits(sub: argparse._SubParsersAction) -> None:
+    p = _subcommand(sub, "render-digits", cmd_render_digits)
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--count", type=positive_int, default=20000, help="renders (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="processes (default: one per core)",
+    )
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
 # --------------------------------------------------------------------------- quantize
@@ -659,6 +708,7 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_predict,
     _add_demo,
     _add_crops,
+    _add_render_digits,
     _add_quantize,
     _add_serve,
 ]

@@ -10,18 +10,28 @@ classifies (ink map, binarisation, ``to_mnist``), so a model trained with them
 A fixed share of the images is held out by a hash of the file name
 (:func:`held_out`) and never cut into crops, so accuracy on it stays a fair
 figure (bench/orand.py reports it separately).
+
+:func:`rendered_digits` makes the same kind of file without a dataset: MNIST
+*training* digits rendered as photos and scans by the benchmark's generator
+(``inkdigits.synth``: paper, shadows, check patterns, blue ink, both
+polarities, thin and thick pens, blur, JPEG) and cut back out by the Reader's
+one-digit path (``preprocessing.preprocess``), so the model learns the
+pipeline's own artefacts (broken thin strokes, thinned broad strokes) on
+digits it is allowed to see.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 
 from . import preprocessing as pre
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 BOXES_FILE = "boxes.json"
 
@@ -67,6 +77,60 @@ def crops_from_boxes(
     if not images:
         raise DataError(f"{dataset}: no digit crops found")
     return np.stack(images), np.asarray(labels, np.uint8), files
+
+
+RENDER_CHUNK = 500  # samples per seeded chunk: the output does not depend on the workers
+
+
+def _render_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarray, ...]:
+    import cv2
+
+    from .synth import render
+
+    images, labels, seed, chunk, count = args
+    cv2.setNumThreads(1)  # one process per core instead
+    rng = np.random.default_rng([seed, chunk])
+    xs, ys = [], []
+    for _ in range(count):
+        sample = render(rng, images, labels, 1)
+        got = pre.preprocess(sample.image)
+        if got.box is not None:  # the reader found no ink: nothing it would classify
+            xs.append(got.digit)
+            ys.append(int(sample.label))
+    return np.asarray(xs, np.uint8).reshape(-1, 28, 28), np.asarray(ys, np.uint8)
+
+
+def rendered_digits(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` digits from ``images`` rendered as photos and cut out by the Reader.
+
+    Returns (uint8 (N, 28, 28), labels (N,)), N <= count: a render in which the
+    reader finds no ink at all is left out. Reproducible from ``seed`` whatever
+    the number of ``workers`` (processes); ``progress`` gets the samples done.
+    """
+    if count < 1:
+        raise ConfigError(f"count must be at least 1, got {count}")
+    jobs = []
+    for chunk, start in enumerate(range(0, count, RENDER_CHUNK)):
+        jobs.append((images, labels, seed, chunk, min(RENDER_CHUNK, count - start)))
+    parts = []
+    with ExitStack() as stack:
+        run = map
+        if workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            run = stack.enter_context(ProcessPoolExecutor(min(workers, len(jobs)))).map
+        for job, part in zip(jobs, run(_render_chunk, jobs), strict=True):
+            parts.append(part)
+            if progress:
+                progress(job[4])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def save_crops(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:

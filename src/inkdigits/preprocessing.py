@@ -42,6 +42,7 @@ STROKE_THICK, STROKE_THICK_TO = 0.22, 0.17  # thicker strokes are thinned to 0.1
 INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
+FAINT_CONTRAST = 0.12  # ... or this much, when no pixel passes POLARITY_CONTRAST either way
 HYSTERESIS = 0.6  # ink down to this share of the threshold joins the strokes it touches
 
 
@@ -354,8 +355,10 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # pattern, as strokes).
     # All of it on 8-bit levels (0-255): OpenCV's saturating subtraction, and
     # ratios divided in float and rounded down (_ratio).
-    c = POLARITY_CONTRAST  # and clearly off the page's median, so blur near strokes is no ink
-    c8 = int(c * 255)  # "x - y > c" on levels x/255, y/255 is "x8 - y8 > c8" (c * 255 = 51)
+    # Pixels count as ink when they are clearly off their local page and the
+    # page's median (so blur near strokes is no ink): by POLARITY_CONTRAST, and
+    # by FAINT_CONTRAST when nothing passes that (pale ink on a grey board).
+    # "x - y > c" on levels x/255, y/255 is "x8 - y8 > c8" (0.2 * 255 = 51).
     backgrounds: dict[bool, np.ndarray] = {}
     inks: dict[bool, np.ndarray] = {}
     denoise = min(dark.shape) >= 64  # salt noise of photos and scans; small inputs keep all
@@ -384,11 +387,12 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     def above(level: float) -> int:  # x8 > above(level) exactly when x8 / 255 > level
         return int(np.clip(np.floor(level * 255), 0, 255))
 
-    def rises() -> int:  # pixels clearly lighter than their local page and the median
-        off = cv2.subtract(light, background(False)) > c8
+    def rises(c: float = POLARITY_CONTRAST) -> int:  # clearly lighter than page and median
+        off = cv2.subtract(light, background(False)) > int(c * 255)
         return count(off & (light > above(med_light + c)))
 
-    def falls(relative: bool) -> int:  # pixels clearly darker than their local page and median
+    def falls(relative: bool, c: float = POLARITY_CONTRAST) -> int:  # clearly darker
+        c8 = int(c * 255)
         if relative:
             off = ink_of(True) >= c8  # rounded down: "ratio > c" to within a level
             page = dark < below(med_dark - c * max(med_dark, 0.15))
@@ -402,8 +406,14 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         fall = falls(relative=True)
         inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
     else:  # on a near-white page nothing is lighter than the median by the contrast
+        c = POLARITY_CONTRAST
         rise = rises() if med_light < 1.0 - c + 1e-3 else 0
-        inverted = rise > 30 and rise > 1.5 * max(falls(relative=False), 20)
+        fall = falls(relative=False)
+        if rise <= 30 and fall <= 30 and med_light < 1.0 - FAINT_CONTRAST:
+            # no ink either way at that contrast: look again for fainter strokes
+            # (yellowish ink on a grey-blue board rises 0.15-0.25 above it)
+            rise, fall = rises(FAINT_CONTRAST), falls(False, FAINT_CONTRAST)
+        inverted = rise > 30 and rise > 1.5 * max(fall, 20)
     # Ink relative to the local background, so shadows and lighting cancel out.
     ink8 = ink_of(not inverted)
     if denoise:
