@@ -26,8 +26,6 @@ endif
 
 .PHONY: demo test serve train train-whole bench lint clean
 
-# Where `make train` writes its run (a new folder each time; nothing is overwritten).
-TRAIN_OUT := runs/inkdigits-cnn-$(shell date +%Y%m%d-%H%M%S)
 WHOLE_OUT := runs/whole-cnn-$(shell date +%Y%m%d-%H%M%S)
 WHOLE_DIR := src/inkdigits/weights/whole
 
@@ -59,13 +57,45 @@ test: $(VENV)/.all $(CHROMIUM)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
 
-# Retrain the shipped default model with its recipe and seed, then ship it.
-train: $(VENV)/.all
-	$(BIN)/inkdigits train --model inkdigits-cnn --seed 0 --out $(TRAIN_OUT)
+# Retrain the shipped default model with its recipe and seeds, then ship it
+# (about 10 hours on two cores; see the README). Six inkdigits-cnn runs are the
+# teachers; one student learns their averaged probabilities (distillation);
+# it is then fine-tuned on MNIST training digits rendered as photos and cut
+# out by the reading pipeline. Every run lives in $(TRAIN_DIR) and is resumed
+# if it was interrupted: run `make train` again. `rm -rf $(TRAIN_DIR)` starts over.
+TRAIN_DIR := runs/train
+TEACHERS := stroke-s0 plain-s0 plain-s1 elastic-s0 elastic-s1 elastic-s2
+TEACHER_FLAGS_stroke-s0 := --seed 0
+TEACHER_FLAGS_plain-s0 := --stroke 0 --epochs 40 --seed 0
+TEACHER_FLAGS_plain-s1 := --stroke 0 --epochs 40 --seed 1
+TEACHER_FLAGS_elastic-s0 := --elastic 0.5 --seed 0
+TEACHER_FLAGS_elastic-s1 := --elastic 0.5 --epochs 40 --seed 1
+TEACHER_FLAGS_elastic-s2 := --elastic 0.5 --seed 2
+TEACHER_MODELS := $(TEACHERS:%=$(TRAIN_DIR)/teacher-%/model.onnx)
+STUDENT_FLAGS := --teachers $(TEACHER_MODELS) --distill-views 16 --elastic 0.5 --seed 0
+RENDERED := $(TRAIN_DIR)/rendered-s1.npz
+FINAL_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras --extra-digits $(RENDERED) \
+	--extra-repeat 2 --epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
+# a run folder with a config.json is continued, else started with these flags
+train_run = $(BIN)/inkdigits train $(if $(wildcard $(1)/config.json),--resume,--model inkdigits-cnn $(2)) --out $(1)
+
+train: $(TRAIN_DIR)/final/model.onnx
 	rm -f src/inkdigits/weights/model-int8.onnx
-	cp $(TRAIN_OUT)/model.onnx $(TRAIN_OUT)/card.json src/inkdigits/weights/
-	if [ -f $(TRAIN_OUT)/model-int8.onnx ]; then cp $(TRAIN_OUT)/model-int8.onnx src/inkdigits/weights/; fi
-	@echo "shipped $(TRAIN_OUT)/model.onnx -> src/inkdigits/weights/"
+	cp $(TRAIN_DIR)/final/model.onnx $(TRAIN_DIR)/final/card.json src/inkdigits/weights/
+	if [ -f $(TRAIN_DIR)/final/model-int8.onnx ]; then cp $(TRAIN_DIR)/final/model-int8.onnx src/inkdigits/weights/; fi
+	@echo "shipped $(TRAIN_DIR)/final/model.onnx -> src/inkdigits/weights/"
+
+$(TRAIN_DIR)/teacher-%/model.onnx: | $(VENV)/.all
+	$(call train_run,$(@D),$(TEACHER_FLAGS_$*))
+
+$(TRAIN_DIR)/student/model.onnx: $(TEACHER_MODELS) | $(VENV)/.all
+	$(call train_run,$(@D),$(STUDENT_FLAGS))
+
+$(RENDERED): | $(VENV)/.all
+	$(BIN)/inkdigits render-digits --count 20000 --seed 1 --out $@
+
+$(TRAIN_DIR)/final/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) | $(VENV)/.all
+	$(call train_run,$(@D),$(FINAL_FLAGS))
 
 # Retrain the whole-digit check (cut-outs of touching MNIST training digits), then ship it.
 train-whole: $(VENV)/.all

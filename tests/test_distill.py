@@ -20,13 +20,16 @@ WHOLE = TEACHER.parent / "whole" / "model.onnx"  # 11 outputs: not a digit model
 
 
 def test_teacher_targets_average_the_teachers_then_soften(mnist):
-    views = mnist.test_images[None, :64]
-    x = views[0, ..., None].astype(np.float32) / 255.0
+    int8 = shipped_model_path("int8")
+    # the two teachers (float32 and int8) agree closely; take the digits where they differ most
+    x = mnist.test_images[:2000, ..., None].astype(np.float32) / 255.0
+    gap = np.abs(run_onnx(TEACHER, x) - run_onnx(int8, x)).max(1)
+    pick = np.argsort(gap)[-64:]
+    views, x = mnist.test_images[None, pick], x[pick]
     p = run_onnx(TEACHER, x)
     one = distill.teacher_targets(views, [str(TEACHER)], 1.0)
     assert one.shape == (1, 64, 10) and one.dtype == np.float16
     np.testing.assert_allclose(one[0], p, atol=1e-3)
-    int8 = shipped_model_path("int8")
     mean = (p + run_onnx(int8, x)) / 2
     assert np.abs(mean - p).max() > 1e-3  # the two teachers differ
     two = distill.teacher_targets(views, [str(TEACHER), str(int8)], 2.0)

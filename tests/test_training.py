@@ -209,3 +209,24 @@ def test_recipe_fills_label_smoothing_and_warp_unless_given():
     given = training.resolve(TrainConfig(model="quick-cnn", label_smoothing=0.0, warp=1.0))
     assert (given.label_smoothing, given.warp) == (0.0, 1.0)
     assert training.resolve(TrainConfig(model="inkdigits-cnn")).label_smoothing == 0.0
+
+
+def test_best_epoch_is_the_best_validation_accuracy_and_a_tie_goes_to_the_later(
+    tmp_path, monkeypatch
+):
+    saved = []
+    monkeypatch.setattr(training, "_save_atomic", lambda model, path: saved.append(path.name))
+    monkeypatch.setattr(training, "inference_model", lambda net: net)
+    monkeypatch.setattr(training, "_lr_now", lambda net: 1e-3)
+    state = training.RunState()
+    cb = training.EpochEnd(tmp_path, TrainConfig(epochs=5), state, stream=io.StringIO())
+    cb.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    for epoch, val in enumerate([0.9950, 0.9968, 0.9962, 0.9968, 0.9966]):
+        cb.on_epoch_begin(epoch)
+        cb.on_epoch_end(
+            epoch, {"loss": 0.1, "accuracy": 0.99, "val_loss": 0.02, "val_accuracy": val}
+        )
+    # epochs 2 and 4 tie at the best accuracy: the later one, trained longer, is kept
+    assert state.best_epoch == 4 and state.best_val_accuracy == 0.9968
+    assert saved.count("best.keras") == 3  # epochs 1, 2 and 4
+    assert state.epochs_done == 5
