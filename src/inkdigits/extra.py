@@ -94,7 +94,7 @@ def _render_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
     for _ in range(count):
         sample = render(rng, images, labels, 1)
         got = pre.preprocess(sample.image)
-        if got.box is not None:  # the reader found no ink: nothing it would classify
+        if got.box is not None:  # else the reader found no ink: nothing it would classify
             xs.append(got.digit)
             ys.append(int(sample.label))
     return np.asarray(xs, np.uint8).reshape(-1, 28, 28), np.asarray(ys, np.uint8)
