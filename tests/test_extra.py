@@ -132,6 +132,21 @@ def test_render_digits_cli_writes_extra_digits(run_cli, mnist_dir, tmp_path):
     assert code == 2 and "--count" in err
 
 
+@pytest.mark.parametrize("command", ["render-digits", "crops"])
+def test_unwritable_output_is_refused_before_any_work(run_cli, tmp_path, command, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(extra, "rendered_digits", no_work)
+    monkeypatch.setattr(extra, "crops_from_boxes", no_work)
+    (tmp_path / "file").write_text("not a folder")
+    args = [command] + ([str(tmp_path)] if command == "crops" else [])
+    for out, message in [(tmp_path / "file" / "x.npz", "cannot write"), (tmp_path, "is a folder")]:
+        code, _, err = run_cli(*args, "--out", out)
+        assert code == 1 and message in err, err
+        assert "internal error" not in err
+
+
 def test_fine_tune_with_extra_digits(smoke_run, boxes_dataset, tmp_path, mnist_dir):
     from inkdigits import training
     from inkdigits.config import TrainConfig

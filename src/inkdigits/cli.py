@@ -536,8 +536,9 @@ def cmd_crops(args: argparse.Namespace) -> int:
     is left out unless --include-held-out. Train with them:
     inkdigits train --extra-digits OUT.npz --extra-repeat 5 --init-from runs/x/best.keras
     """
-    from .extra import crops_from_boxes
+    from .extra import check_output, crops_from_boxes
 
+    check_output(args.out)
     images, labels, files = crops_from_boxes(args.dataset, args.include_held_out)
     _save_digits(args.out, images, labels, f"{len(images)} digits from {len(set(files))} images")
     return 0
@@ -576,8 +577,9 @@ def cmd_render_digits(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .data import load_mnist
-    from .extra import rendered_digits
+    from .extra import check_output, rendered_digits
 
+    check_output(args.out)  # before minutes of rendering
     s = load_mnist(args.data_dir).split()
     with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
         images, labels = rendered_digits(
