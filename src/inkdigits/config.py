@@ -180,3 +180,16 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written in it (else ConfigError)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ConfigError(f"cannot write to output folder {folder} ({reason})") from None

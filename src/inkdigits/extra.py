@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import preprocessing as pre
+from .config import ensure_writable_folder
 from .errors import ConfigError, DataError
 
 BOXES_FILE = "boxes.json"
@@ -138,13 +139,7 @@ def check_output(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; give the .npz file to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(f".{path.name}.write-test")
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc.strerror or exc})") from None
+    ensure_writable_folder(path.parent)
 
 
 def save_crops(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:

@@ -33,7 +33,13 @@ import numpy as np
 from . import data as data_mod
 from . import models  # noqa: E402
 from ._backend import keras  # noqa: E402
-from .config import PREPROCESSING, TrainConfig, to_model_input, write_json_atomic
+from .config import (
+    PREPROCESSING,
+    TrainConfig,
+    ensure_writable_folder,
+    to_model_input,
+    write_json_atomic,
+)
 from .errors import ConfigError, ModelError
 
 METRIC_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
@@ -95,13 +101,7 @@ def prepare_output_dir(out: Path, resume: bool) -> None:
         raise ConfigError(
             f"{out} already holds files; pass --resume to continue it or another --out"
         )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
+    ensure_writable_folder(out)
 
 
 def one_hot(labels: np.ndarray, classes: int = models.NUM_CLASSES) -> np.ndarray:
