@@ -187,3 +187,45 @@ def test_init_from_another_architecture_is_refused(smoke_run, tmp_path, mnist_di
     )
     with pytest.raises(ConfigError, match="do not fit lenet5"):
         training.train(cfg, tmp_path / "bad", stream=io.StringIO())
+
+
+def test_several_extra_digit_files_each_with_its_repeat(tmp_path, mnist_dir, monkeypatch, run_cli):
+    from inkdigits import models, segment_data, training
+    from inkdigits.config import TrainConfig
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, n in enumerate((5, 7)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        files.append(str(tmp_path / f"x{i}.npz"))
+        extra.save_crops(files[-1], images, np.full(n, i + 1, np.uint8))
+    cfg = TrainConfig(train_subset=100, data_dir=str(mnist_dir), extra_digits=files,
+                      extra_repeat=[1, 3])  # fmt: skip
+    cfg.validate()
+    s = training.load_splits(cfg)
+    assert len(s.y_train) == 100 + 5 + 3 * 7
+    assert (s.y_train[100:] == 1).sum() == 5 and (s.y_train[100:] == 2).sum() == 21
+    assert len(training._extra_record(cfg)) == 2
+    # one repeat for all files
+    cfg.extra_repeat = 2
+    assert len(training.load_splits(cfg).y_train) == 100 + 2 * 12
+    with pytest.raises(ConfigError, match="one extra repeat for every"):
+        TrainConfig(extra_digits=files, extra_repeat=[1, 2, 3]).validate()
+    code, _, err = run_cli("train", "--extra-digits", *files, "--extra-repeat", "1", "2", "3",
+                           "--out", str(tmp_path / "never"))  # fmt: skip
+    assert code == 1 and "one extra repeat for every" in err
+    assert not (tmp_path / "never").exists()
+
+    # a model that learns from segments draws its lines from the extra digits too,
+    # rather than taking them as they are
+    seen = {}
+
+    def fake_segments(splits, seed, lines):
+        seen["x_train"] = splits.x_train
+        return splits
+
+    monkeypatch.setattr(segment_data, "segment_splits", fake_segments)
+    cfg = TrainConfig(model="whole-cnn", data_dir=str(mnist_dir), extra_digits=files[0])
+    s = training.load_splits(cfg)
+    assert len(seen["x_train"]) == len(s.x_train) == 55000 + 5
+    assert "extra digits join" in training._data_name(cfg, models.get_spec("whole-cnn"))

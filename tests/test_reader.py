@@ -124,6 +124,35 @@ def test_a_wide_digit_is_not_split_in_two(reader, mnist):
     assert sum(g == w for g, w in zip(got, want, strict=True)) >= 9, got
 
 
+def test_thousands_written_small_and_touching_are_read(reader, mnist):
+    # check amounts like "6.000": the 0s half as tall as the first digit, sitting
+    # on the line and touching each other (a flat piece, as wide as a rule)
+    def amount(first, zeros, overlap):
+        a = synth.digit_alpha(mnist.test_images[first], 70, 0.0)
+        zs = [synth.digit_alpha(mnist.test_images[i], 32, 0.0) for i in zeros]
+        page = np.zeros((130, a.shape[1] + sum(z.shape[1] for z in zs) + 120), np.float32)
+        page[30:100, 20 : 20 + a.shape[1]] = a
+        x = 20 + a.shape[1] + 14
+        cv2.circle(page, (x - 7, 96), 3, 1.0, -1)  # the '.'
+        for z in zs:
+            h, w = z.shape
+            page[100 - h : 100, x : x + w] = np.maximum(page[100 - h : 100, x : x + w], z)
+            x += w - overlap
+        return (255 - 230 * page).astype(np.uint8)
+
+    labels = mnist.test_labels
+    zeros = np.flatnonzero(labels == 0)[:60]
+    firsts = [np.flatnonzero(labels == k % 9 + 1)[k] for k in range(20)]
+    for overlap in (0, 4):  # just touching, and overlapping
+        got = [
+            reader.read_number(amount(f, zeros[3 * k : 3 * k + 3], overlap)).number
+            for k, f in enumerate(firsts)
+        ]
+        want = [f"{labels[f]}000" for f in firsts]
+        # before small loops were told from marks: 0 of 20 (the 0s were a rule)
+        assert sum(g == w for g, w in zip(got, want, strict=True)) >= 17, (overlap, got)
+
+
 def test_two_lines_give_two_numbers(reader, mnist):
     rng = np.random.default_rng(3)
     a = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)

@@ -46,6 +46,55 @@ def test_a_short_piece_high_on_the_line_is_kept():
     assert small.box in [p.box for p in drop_marks([*digits, small])]
 
 
+def shape(x: int, y: int, w: int, h: int, draw) -> Piece:
+    """A piece whose mask ``draw(mask)`` paints (uint8, 1 = ink)."""
+    m = np.zeros((h, w), np.uint8)
+    draw(m)
+    return Piece(x, y, w, h, m.astype(bool))
+
+
+def ring(x: int, y: int, w: int, h: int) -> Piece:
+    def draw(m):
+        cv2.ellipse(m, (w // 2, h // 2), (w // 2 - 2, h // 2 - 2), 0, 0, 360, 1, 3)
+
+    return shape(x, y, w, h, draw)
+
+
+def test_small_zeros_low_on_the_line_are_digits_and_marks_are_not():
+    digits = slanted_line(drop=0)
+    end = digits[-1].x + digits[-1].w
+    base = digits[-1].y + digits[-1].h  # the digits' baseline
+    # two 0s written small at the end ("3400"): 0.43 of a digit tall, on the baseline
+    zeros = [ring(end + 10 + 30 * i, base - 26, 26, 26) for i in range(2)]
+    marks = [
+        shape(end + 80, base - 10, 10, 10, lambda m: m.fill(1)),  # '.'
+        shape(end + 100, base - 14, 8, 22, lambda m: m.fill(1)),  # ','
+        # '=' whose strokes touch at the ends: it encloses a flat slit, no round hole
+        shape(end + 120, base - 40, 30, 14, lambda m: cv2.rectangle(m, (0, 0), (29, 13), 1, 4)),
+        shape(end + 160, base - 30, 24, 6, lambda m: m.fill(1)),  # '-'
+    ]
+    kept = drop_marks([*digits, *zeros, *marks])
+    assert [p.box for p in kept] == [p.box for p in [*digits, *zeros]]
+
+
+def test_a_row_of_small_zeros_is_no_rule():
+    digits = slanted_line(drop=0)
+    end, base = digits[-1].x + digits[-1].w, digits[-1].y + digits[-1].h
+
+    def zeros(m):  # three touching 0s, 26 px tall: more than three times as wide as tall
+        for i in range(3):
+            cv2.ellipse(m, (13 + 24 * i, 13), (11, 11), 0, 0, 360, 1, 3)
+
+    row = shape(end + 10, base - 26, 74, 26, zeros)
+    rule = shape(end + 10, base - 8, 74, 8, lambda m: m.fill(1))  # an underline
+    bar = shape(end + 10, base - 26, 74, 26, lambda m: cv2.rectangle(m, (0, 0), (73, 25), 1, 3))
+    kept = [p.box for p in drop_marks([*digits, row])]
+    assert row.box in kept
+    assert rule.box not in [p.box for p in drop_marks([*digits, rule])]
+    # a printed box around nothing has one flat hole, not a 0 for every two heights
+    assert bar.box not in [p.box for p in drop_marks([*digits, bar])]
+
+
 def test_a_comma_hanging_below_a_slanted_line_stays_in_it():
     digits = slanted_line(drop=12)
     # its top a little below the bottom of the digit before it (the line falls to the right)

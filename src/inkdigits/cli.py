@@ -191,6 +191,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "distill_temperature",
         )
     }
+    for k in ("extra_digits", "extra_repeat"):  # one file stays a plain value in config.json
+        if isinstance(overrides[k], list) and len(overrides[k]) == 1:
+            overrides[k] = overrides[k][0]
     if args.resume:
         given = [k for k, v in overrides.items() if v is not None and k != "data_dir"]
         if given:
@@ -255,10 +258,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--extra-digits",
         metavar="NPZ",
-        help="extra labelled digits (from `inkdigits crops` or `inkdigits render-digits`)",
+        nargs="+",
+        help="extra labelled digits, one or more files (from `inkdigits crops` or "
+        "`inkdigits render-digits`)",
     )
     p.add_argument(
-        "--extra-repeat", type=positive_int, help="times each extra digit is used per epoch"
+        "--extra-repeat",
+        type=positive_int,
+        nargs="+",
+        metavar="N",
+        help="times each extra digit is used per epoch: one N for all files, or one per file",
     )
     p.add_argument("--init-from", metavar="KERAS", help="start from these weights (fine-tune)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")

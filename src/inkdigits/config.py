@@ -73,11 +73,12 @@ class TrainConfig:
     """size of the fixed stratified validation split carved from the training set"""
     data_dir: str | None = None
     """MNIST folder; None looks up INKDIGITS_DATA_DIR, then the cache"""
-    extra_digits: str | None = None
-    """an .npz of extra labelled 28x28 digits mixed into the training split
-    (see `inkdigits crops`); None: MNIST only"""
-    extra_repeat: int = 1
-    """how many times each extra digit appears per epoch"""
+    extra_digits: str | list[str] | None = None
+    """.npz files of extra labelled 28x28 digits mixed into the training split
+    (see `inkdigits crops` and `inkdigits render-digits`); None: MNIST only"""
+    extra_repeat: int | list[int] = 1
+    """how many times each extra digit appears per epoch: one number for every
+    file, or one per file"""
     init_from: str | None = None
     """start from this .keras model's weights (same architecture): fine-tuning"""
     threads: int | None = None
@@ -130,7 +131,16 @@ class TrainConfig:
                 self.train_subset is None or self.train_subset >= 100,
                 f"train subset must be >= 100 images, got {self.train_subset}",
             ),
-            (self.extra_repeat >= 1, f"extra repeat must be >= 1, got {self.extra_repeat}"),
+            (
+                all(r >= 1 for r in _as_list(self.extra_repeat)),
+                f"extra repeat must be >= 1, got {self.extra_repeat}",
+            ),
+            (
+                isinstance(self.extra_repeat, int)
+                or len(_as_list(self.extra_repeat)) == len(_as_list(self.extra_digits)),
+                f"give one extra repeat for every extra digits file, or one for all: "
+                f"{len(_as_list(self.extra_digits))} files, repeats {self.extra_repeat}",
+            ),
             (
                 self.distill_views >= 1,
                 f"distillation views must be >= 1, got {self.distill_views}",
@@ -152,6 +162,12 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
 
+    def extra_sources(self) -> list[tuple[str, int]]:
+        """The extra digits files, each with how many times its digits appear per epoch."""
+        files = _as_list(self.extra_digits)
+        repeats = _as_list(self.extra_repeat)
+        return list(zip(files, repeats * len(files) if len(repeats) == 1 else repeats, strict=True))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -172,6 +188,13 @@ class TrainConfig:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot read the run config ({exc})") from exc
+
+
+def _as_list(value: Any) -> list:
+    """A config field that takes one value or a list of them, as a list (None: empty)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -203,14 +203,41 @@ def drop_marks(line: list[Piece]) -> list[Piece]:
     tall = [p for p in line if p.h >= 0.75 * height]
     keep = []
     for p in line:
-        if p.h < 0.5 * height:  # '.', ',', '-', '=', specks on the line
-            continue
-        if _flat(p) and p.h < 0.6 * height:  # underlines and printed rules
-            continue
-        if p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height:
+        rule = _flat(p) and p.h < 0.6 * height  # underlines and printed rules
+        short = p.h < 0.5 * height  # '.', ',', '-', '=', specks on the line
+        low = p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height
+        if (rule or short or low) and not _small_loop(p, height):
             continue  # a '.' or ',' low on the line
         keep.append(p)
     return keep
+
+
+def _small_loop(p: Piece, height: float) -> bool:
+    """Small digits with closed loops (the little 0s of "3400", "1.000"), never punctuation.
+
+    No mark on an amount encloses background: '.', ',', '-' and '=' are
+    strokes or dots. A piece at least a third of the digits' height with a
+    round hole, neither flat nor narrow (a looped comma), is a digit written
+    small; a flat one is a row of small 0s if it has a round hole for every
+    two heights of its width (a rule has none).
+    """
+    if p.h < 0.3 * height or p.w < 0.6 * p.h:
+        return False
+    loops = _round_holes(p)
+    if p.w <= 2.5 * p.h:
+        return loops >= 1
+    return loops >= max(2, p.w / (2 * p.h))
+
+
+def _round_holes(p: Piece) -> int:
+    """How many holes in the piece's ink are round enough for a 0, 6, 8 or 9."""
+    outside = np.pad(~p.mask, 1, constant_values=True).view(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 0)  # what is left: background enclosed by ink
+    n, _, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    return sum(
+        area >= max(4, 0.04 * p.h * p.h) and h >= 0.3 * p.h and h >= 0.4 * w
+        for _, _, w, h, area in stats[1:n]  # not the slit of an '=' whose ends touch
+    )
 
 
 def _top_of_line(tall: list[Piece], x: float) -> float:
@@ -357,7 +384,10 @@ def split_touching(
     height = digit_height(line)
     widths = [p.w for p in line if p.h >= 0.5 * height and p.w <= 1.1 * height]
     typical = float(np.median(widths)) if widths else 0.65 * height
-    tried = [p.w >= max(1.4 * typical, 0.9 * height) for p in line]
+    tried = [
+        p.w >= max(1.4 * typical, 0.9 * height) or (p.h < 0.75 * height and p.w >= 1.5 * p.h)
+        for p in line
+    ]
     if whole is not None:
         doubt = [i for i, p in enumerate(line) if not tried[i] and p.w >= NARROWEST_PAIR * height]
         if doubt:
@@ -367,7 +397,9 @@ def split_touching(
     out = []
     for p, t in zip(line, tried, strict=True):
         if t:
-            out.extend(split_piece(p, height, ink, classify, to_mnist, whole))
+            # a row of small digits ("1.000" with its 0s written small) by their own height
+            own = p.h if p.h < 0.75 * height else height
+            out.extend(split_piece(p, own, ink, classify, to_mnist, whole))
         else:
             out.append(p)
     return out

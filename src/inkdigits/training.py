@@ -351,25 +351,44 @@ def load_splits(cfg: TrainConfig) -> data_mod.Splits:
     """The data of a run: fixed validation split; optional training subset.
 
     A model that learns from segments (whole-cnn) gets cut-outs of touching
-    digits generated from each split's own digits (see segment_data).
+    digits generated from each split's own digits (see segment_data); extra
+    digits join the training digits those lines are drawn from, so the model
+    also learns what their parts look like.
     """
     mnist = data_mod.load_mnist(cfg.data_dir)
     s = mnist.split(cfg.val_size)
+    extra = None
+    if cfg.extra_digits:
+        from .extra import load_crops
+
+        xs, ys = [], []
+        for path, repeat in cfg.extra_sources():
+            xe, ye = load_crops(path)
+            xs.append(np.tile(xe, (repeat, 1, 1)))
+            ys.append(np.tile(ye, repeat))
+        extra = (np.concatenate(xs), np.concatenate(ys))
     if models.get_spec(cfg.model).data == "segments":
         from .segment_data import segment_splits
 
+        if extra is not None:
+            s = data_mod.Splits(
+                np.concatenate([s.x_train, extra[0]]),
+                np.concatenate([s.y_train, extra[1]]),
+                s.x_val,
+                s.y_val,
+                s.x_test,
+                s.y_test,
+            )
+            extra = None
         # a training subset of N segments needs about N / 20 lines
         lines = -(-cfg.train_subset // 20) if cfg.train_subset else None
         s = segment_splits(s, cfg.seed, lines)
     x_train, y_train = s.x_train, s.y_train
     if cfg.train_subset:
         x_train, y_train = x_train[: cfg.train_subset], y_train[: cfg.train_subset]
-    if cfg.extra_digits:
-        from .extra import load_crops
-
-        xe, ye = load_crops(cfg.extra_digits)
-        x_train = np.concatenate([x_train, np.tile(xe, (cfg.extra_repeat, 1, 1))])
-        y_train = np.concatenate([y_train, np.tile(ye, cfg.extra_repeat)])
+    if extra is not None:
+        x_train = np.concatenate([x_train, extra[0]])
+        y_train = np.concatenate([y_train, extra[1]])
     return data_mod.Splits(x_train, y_train, s.x_val, s.y_val, s.x_test, s.y_test)
 
 
@@ -493,23 +512,29 @@ def _data_name(cfg: TrainConfig, spec: models.ModelSpec) -> str:
         return (
             "cut-outs of touching MNIST digits (inkdigits.segment_data; lines per split: "
             + ", ".join(f"{k} {v}" for k, v in LINES.items())
-            + "; validation and test lines from the validation and test digits)"
+            + "; validation and test lines from the validation and test digits"
+            + ("; extra digits join the training digits" if cfg.extra_digits else "")
+            + ")"
         )
     return "MNIST" + (" + extra digits" if cfg.extra_digits else "")
 
 
-def _extra_record(cfg: TrainConfig) -> dict[str, Any] | None:
+def _extra_record(cfg: TrainConfig) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """What extra digits went in: one record per file (a list when there are several)."""
     if not cfg.extra_digits:
         return None
     from .extra import file_sha256, load_crops
 
-    images, _ = load_crops(cfg.extra_digits)
-    return {
-        "file": Path(cfg.extra_digits).name,
-        "sha256": file_sha256(cfg.extra_digits),
-        "images": int(len(images)),
-        "repeat": cfg.extra_repeat,
-    }
+    records = [
+        {
+            "file": Path(path).name,
+            "sha256": file_sha256(path),
+            "images": int(len(load_crops(path)[0])),
+            "repeat": repeat,
+        }
+        for path, repeat in cfg.extra_sources()
+    ]
+    return records[0] if isinstance(cfg.extra_digits, str) else records
 
 
 def _teacher_record(cfg: TrainConfig) -> list[dict[str, str | None]] | None:
