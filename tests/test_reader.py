@@ -153,6 +153,24 @@ def test_thousands_written_small_and_touching_are_read(reader, mnist):
         assert sum(g == w for g, w in zip(got, want, strict=True)) >= 17, (overlap, got)
 
 
+def test_a_long_flagged_1_is_not_split_in_two(reader, mnist):
+    # the continental 1 of check amounts: a stem and a long flag. The whole-digit
+    # check doubts it, and cut in two, the flag alone reads as a 1
+    def number(flag_w, flag_h, pen):
+        one = np.zeros((60, flag_w + 8), np.float32)
+        cv2.line(one, (flag_w + 2, 2), (flag_w, 57), 1.0, pen)
+        cv2.line(one, (2, flag_h), (flag_w + 2, 2), 1.0, pen)
+        glyphs = [(synth.digit_alpha(mnist.test_images[i], 60, 0.0), "digit") for i in (3, 4)]
+        layer, _ = synth._layout(np.random.default_rng(0), [glyphs[0], (one, "digit"), glyphs[1]],
+                                 60, "spaced")  # fmt: skip
+        return (255 - 235 * np.clip(layer, 0, 1)).astype(np.uint8)
+
+    shapes = [(w, h, pen) for w in (16, 22, 28) for h in (18, 26, 34) for pen in (4, 6)]
+    got = [reader.read_number(number(*s)).number for s in shapes]
+    # before the rule, two of these were read as four digits ("0014", "0114")
+    assert all(len(g) == 3 for g in got), dict(zip(shapes, got, strict=True))
+
+
 def test_two_lines_give_two_numbers(reader, mnist):
     rng = np.random.default_rng(3)
     a = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)

@@ -19,6 +19,7 @@ from .preprocessing import connected_components, faint_level
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
+PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
 
@@ -378,6 +379,8 @@ def split_touching(
     check doubts is one whole digit (a 1 touching its neighbour makes a pair
     no wider than one digit). The whole piece stays a candidate of the split,
     so a digit the check wrongly doubts is still kept whole when it reads best so.
+    Such a narrow piece is split only into parts at least PAIR_PART of its
+    height: the long flag of a continental 1, cut off, reads as a 1 of its own.
     """
     if not line:
         return line
@@ -388,6 +391,7 @@ def split_touching(
         p.w >= max(1.4 * typical, 0.9 * height) or (p.h < 0.75 * height and p.w >= 1.5 * p.h)
         for p in line
     ]
+    wide = list(tried)  # tried for their width alone
     if whole is not None:
         doubt = [i for i, p in enumerate(line) if not tried[i] and p.w >= NARROWEST_PAIR * height]
         if doubt:
@@ -395,11 +399,14 @@ def split_touching(
             for i, pw in zip(doubt, p_whole, strict=True):
                 tried[i] = bool(pw < 0.5)
     out = []
-    for p, t in zip(line, tried, strict=True):
+    for p, t, w in zip(line, tried, wide, strict=True):
         if t:
             # a row of small digits ("1.000" with its 0s written small) by their own height
             own = p.h if p.h < 0.75 * height else height
-            out.extend(split_piece(p, own, ink, classify, to_mnist, whole))
+            parts = split_piece(p, own, ink, classify, to_mnist, whole)
+            if not w and any(q.h < PAIR_PART * p.h for q in parts):
+                parts = [p]  # the flag of a 1, not a digit of a narrow pair
+            out.extend(parts)
         else:
             out.append(p)
     return out
