@@ -211,6 +211,9 @@ def test_several_extra_digit_files_each_with_its_repeat(tmp_path, mnist_dir, mon
     assert len(training.load_splits(cfg).y_train) == 100 + 2 * 12
     with pytest.raises(ConfigError, match="one extra repeat for every"):
         TrainConfig(extra_digits=files, extra_repeat=[1, 2, 3]).validate()
+    TrainConfig(extra_digits=files, extra_repeat=[2]).validate()  # one for all, as a list
+    with pytest.raises(ConfigError, match="extra repeat must be >= 1"):
+        TrainConfig(extra_digits=files, extra_repeat=[1, 0]).validate()
     code, _, err = run_cli("train", "--extra-digits", *files, "--extra-repeat", "1", "2", "3",
                            "--out", str(tmp_path / "never"))  # fmt: skip
     assert code == 1 and "one extra repeat for every" in err

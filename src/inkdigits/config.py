@@ -136,8 +136,7 @@ class TrainConfig:
                 f"extra repeat must be >= 1, got {self.extra_repeat}",
             ),
             (
-                isinstance(self.extra_repeat, int)
-                or len(_as_list(self.extra_repeat)) == len(_as_list(self.extra_digits)),
+                len(_as_list(self.extra_repeat)) in (1, len(_as_list(self.extra_digits))),
                 f"give one extra repeat for every extra digits file, or one for all: "
                 f"{len(_as_list(self.extra_digits))} files, repeats {self.extra_repeat}",
             ),

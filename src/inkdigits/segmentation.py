@@ -208,7 +208,7 @@ def drop_marks(line: list[Piece]) -> list[Piece]:
         short = p.h < 0.5 * height  # '.', ',', '-', '=', specks on the line
         low = p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height
         if (rule or short or low) and not _small_loop(p, height):
-            continue  # a '.' or ',' low on the line
+            continue  # a mark, not a small digit
         keep.append(p)
     return keep
 
