@@ -5,6 +5,7 @@
 #   make test    install everything (Python packages, Debian's chromium) and run every test
 #   make serve   the drawing pad and REST API on http://127.0.0.1:8000/
 #   make train   retrain the shipped default model (inkdigits-cnn, same recipe and seed)
+#   make train-checks retrain the shipped `checks` model (the same, also tuned on check amounts)
 #   make train-whole  retrain the shipped whole-digit check (whole-cnn) used to split touching digits
 #   make bench   run the benchmarks under bench/ (results go to docs/BENCHMARKS.md)
 
@@ -24,7 +25,7 @@ ifeq ($(INKDIGITS_DATA_DIR),)
   endif
 endif
 
-.PHONY: demo test serve train train-whole bench lint clean
+.PHONY: demo test serve train train-checks train-whole bench lint clean
 
 WHOLE_OUT := runs/whole-cnn-$(shell date +%Y%m%d-%H%M%S)
 WHOLE_DIR := src/inkdigits/weights/whole
@@ -76,6 +77,14 @@ STUDENT_FLAGS := --teachers $(TEACHER_MODELS) --distill-views 16 --elastic 0.5 -
 RENDERED := $(TRAIN_DIR)/rendered-s1.npz
 FINAL_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras --extra-digits $(RENDERED) \
 	--extra-repeat 2 --epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
+# the `checks` model: the same last step with the ORAND-CAR-A digits outside its
+# hashed held-out 30% added (inkdigits crops); ORAND_DIR is where the set is
+ORAND_DIR ?= ../shared/data/orand-car-a-dev
+ORAND_CROPS := $(TRAIN_DIR)/orand-crops.npz
+CHECKS_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras \
+	--extra-digits $(RENDERED) $(ORAND_CROPS) --extra-repeat 2 6 \
+	--epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
+CHECKS_DIR := src/inkdigits/weights/checks
 # a run folder with a config.json is continued, else started with these flags
 train_run = $(BIN)/inkdigits train $(if $(wildcard $(1)/config.json),--resume,--model inkdigits-cnn $(2)) --out $(1)
 
@@ -96,6 +105,17 @@ $(RENDERED): | $(VENV)/.all
 
 $(TRAIN_DIR)/final/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) | $(VENV)/.all
 	$(call train_run,$(@D),$(FINAL_FLAGS))
+
+train-checks: $(TRAIN_DIR)/checks/model.onnx
+	mkdir -p $(CHECKS_DIR)
+	cp $(TRAIN_DIR)/checks/model-int8.onnx $(TRAIN_DIR)/checks/card.json $(CHECKS_DIR)/
+	@echo "shipped $(TRAIN_DIR)/checks/model-int8.onnx -> $(CHECKS_DIR)/"
+
+$(ORAND_CROPS): | $(VENV)/.all
+	$(BIN)/inkdigits crops $(ORAND_DIR) --out $@
+
+$(TRAIN_DIR)/checks/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) $(ORAND_CROPS) | $(VENV)/.all
+	$(call train_run,$(@D),$(CHECKS_FLAGS))
 
 # Retrain the whole-digit check (cut-outs of touching MNIST training digits), then ship it.
 train-whole: $(VENV)/.all

@@ -7,11 +7,12 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from inkdigits.classifier import Classifier, apply_temperature, shipped_model_path
+from inkdigits.classifier import Classifier, apply_temperature, model_path, shipped_model_path
 from inkdigits.errors import ModelError
 
 # The shipped models' MNIST test accuracy through ONNX Runtime (docs/BENCHMARKS.md):
@@ -42,6 +43,26 @@ def test_shipped_model_reaches_target_on_mnist_test(mnist, precision):
     assert acc == pytest.approx(section["test_accuracy"], abs=2e-4)
     expected_t = (clf.card["int8"] if precision == "int8" else clf.card)["calibration"]
     assert clf.temperature == expected_t["temperature"]
+
+
+def test_the_check_model_is_shipped_by_name_and_meets_the_target(mnist, tmp_path, monkeypatch):
+    # `Reader("checks")`, `--model checks`: the recipe with ORAND's check digits in
+    # its fine-tune (docs/BENCHMARKS.md), int8 only; MNIST test 99.72%
+    clf = Classifier("checks")
+    assert clf.precision == "int8" and clf.path == model_path("checks")
+    assert clf.card["model"]["name"] == "inkdigits-cnn"
+    files = [r["file"] for r in clf.card["data"]["extra_digits"]]
+    assert files == ["rendered-s1.npz", "orand-crops.npz"]
+    acc = float((clf.predict_proba(mnist.test_images).argmax(1) == mnist.test_labels).mean())
+    assert acc >= TARGET_TEST_ACCURACY["int8"], f"test accuracy {acc:.4f}"
+    # a file or folder of that name is the user's, not the shipped model
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checks").write_bytes(b"not a model")
+    assert model_path("checks") == Path("checks")
+    with pytest.raises(ModelError, match="not a loadable ONNX model|card"):
+        Classifier("checks")
+    with pytest.raises(ModelError, match="shipped model: checks"):
+        Classifier("chequs")
 
 
 def test_reading_never_imports_tensorflow():

@@ -288,6 +288,13 @@ def test_model_card_is_json_serialisable(client):
     assert json.loads(client.get("/api/v1/model").content)["metrics"]["test_accuracy"] > 0.99
 
 
+def test_a_shipped_model_is_served_by_name():
+    with TestClient(create_app(ServeSettings(model="checks", processes=0))) as c:
+        card = c.get("/api/v1/model").json()
+        assert [r["file"] for r in card["data"]["extra_digits"]][-1] == "orand-crops.npz"
+        assert c.post("/api/v1/digits", content=drawn_seven()).json()["digit"] == 7
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -24,6 +24,8 @@ MODEL_FILE = "model.onnx"  # float32, exported from Keras and checked against it
 INT8_FILE = "model-int8.onnx"  # its int8 quantisation (see inkdigits.quantize)
 CARD_FILE = "card.json"
 WHOLE_DIR = "whole"  # the shipped whole-digit model (whole-cnn), used to split touching digits
+# digit models shipped besides the default, by name: ``Reader("checks")``, ``--model checks``
+SHIPPED_MODELS = {"checks": "checks"}  # also fine-tuned on handwritten check amounts (ORAND)
 
 
 def run_onnx(path: str | os.PathLike[str], x: np.ndarray, threads: int = 2) -> np.ndarray:
@@ -55,6 +57,18 @@ def shipped_model_path(precision: str = "auto", folder: str = "") -> Path:
     if precision != "auto":
         raise ValueError(f"precision must be auto, int8 or float32, got {precision!r}")
     return int8 if int8.is_file() else f32
+
+
+def model_path(model: str | os.PathLike[str] | None) -> Path:
+    """Where a model given by the user is: None is the shipped default, a shipped
+    model's name (SHIPPED_MODELS) is that model unless a file or folder of that
+    name exists, anything else is a path."""
+    if model is None:
+        return shipped_model_path()
+    path = Path(model)
+    if str(model) in SHIPPED_MODELS and not path.exists():
+        return shipped_model_path(folder=SHIPPED_MODELS[str(model)])
+    return path
 
 
 def is_int8_file(card: dict[str, Any], path: Path) -> bool:
@@ -111,9 +125,13 @@ class Classifier:
     def __init__(self, model: str | os.PathLike[str] | None = None, threads: int = 2):
         import onnxruntime as ort
 
-        path = Path(model) if model is not None else shipped_model_path()
+        path = model_path(model)
         if not path.is_file():
-            hint = " (run `make train` to create the shipped model)" if model is None else ""
+            hint = (
+                " (run `make train` to create the shipped model)"
+                if model is None
+                else f" (give an .onnx file, or a shipped model: {', '.join(SHIPPED_MODELS)})"
+            )
             raise ModelError(f"{path}: model file not found{hint}")
         self.path = path
         self.card = load_card(path)

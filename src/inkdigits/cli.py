@@ -360,7 +360,10 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = _subcommand(sub, "evaluate", cmd_evaluate)
-    p.add_argument("--model", help="run folder, .keras or .onnx (default: the shipped model)")
+    p.add_argument(
+        "--model",
+        help="run folder, .keras or .onnx, or `checks` (default: the shipped model)",
+    )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
     p.add_argument("--split", choices=["test", "val"], default="test")
     p.add_argument("--tta", action="store_true", help="also report test-time augmentation")
@@ -483,7 +486,11 @@ def _read_options(p: argparse.ArgumentParser, default_mode: str) -> None:
         metavar="P",
         help="report digits below this calibrated confidence as ? (default 0.5)",
     )
-    p.add_argument("--model", help="an .onnx model with its card.json (default: shipped)")
+    p.add_argument(
+        "--model",
+        help="an .onnx model with its card.json, or `checks`: the shipped model tuned on "
+        "check amounts (default: the shipped model)",
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -670,7 +677,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.processes == -1 and args.workers > 1:  # share the cores among the workers
         settings.processes = max(1, (os.cpu_count() or 1) // args.workers)
     settings.validate()
-    if settings.model is not None and not Path(settings.model).is_file():
+    from .classifier import model_path
+
+    if settings.model is not None and not model_path(settings.model).is_file():
         raise ConfigError(f"model {settings.model}: no such file")
     # The workers build the app from the environment (uvicorn's factory), so every
     # worker process sees the same settings.
@@ -697,7 +706,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
-    p.add_argument("--model", help="ONNX model to serve (default: the shipped model)")
+    p.add_argument("--model", help="ONNX model to serve, or `checks` (default: the shipped model)")
     p.add_argument(
         "--max-upload-bytes", type=positive_int, help="largest request body (default 10 MB)"
     )

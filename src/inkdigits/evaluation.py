@@ -29,7 +29,7 @@ from .classifier import (
     check_digit_model,
     is_int8_file,
     load_card,
-    shipped_model_path,
+    model_path,
 )
 from .errors import ModelError
 
@@ -186,7 +186,7 @@ def _check_input_shape(shape: Sequence[Any], path: Path) -> None:
 
 def load_predictor(model: str | os.PathLike[str] | None = None) -> Predictor:
     """A run folder (its best.keras), a .keras or an .onnx file; None: the shipped model."""
-    path = Path(model) if model is not None else shipped_model_path()
+    path = model_path(model)
     run_dir = None
     if path.is_dir():
         run_dir = path
