@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -367,26 +367,23 @@ def load_splits(cfg: TrainConfig) -> data_mod.Splits:
             xs.append(np.tile(xe, (repeat, 1, 1)))
             ys.append(np.tile(ye, repeat))
         extra = (np.concatenate(xs), np.concatenate(ys))
-    if models.get_spec(cfg.model).data == "segments":
+    segments = models.get_spec(cfg.model).data == "segments"
+    if segments:
         from .segment_data import segment_splits
 
-        if extra is not None:
-            s = data_mod.Splits(
-                np.concatenate([s.x_train, extra[0]]),
-                np.concatenate([s.y_train, extra[1]]),
-                s.x_val,
-                s.y_val,
-                s.x_test,
-                s.y_test,
+        if extra is not None:  # the lines are drawn from the extra digits too
+            s = replace(
+                s,
+                x_train=np.concatenate([s.x_train, extra[0]]),
+                y_train=np.concatenate([s.y_train, extra[1]]),
             )
-            extra = None
         # a training subset of N segments needs about N / 20 lines
         lines = -(-cfg.train_subset // 20) if cfg.train_subset else None
         s = segment_splits(s, cfg.seed, lines)
     x_train, y_train = s.x_train, s.y_train
     if cfg.train_subset:
         x_train, y_train = x_train[: cfg.train_subset], y_train[: cfg.train_subset]
-    if extra is not None:
+    if extra is not None and not segments:
         x_train = np.concatenate([x_train, extra[0]])
         y_train = np.concatenate([y_train, extra[1]])
     return data_mod.Splits(x_train, y_train, s.x_val, s.y_val, s.x_test, s.y_test)
