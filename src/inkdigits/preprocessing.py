@@ -610,7 +610,11 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def solid_blob(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) -> bool:
+def solid_blob(
+    rgb: np.ndarray,
+    box: tuple[int, int, int, int] | None = None,
+    view: np.ndarray | None = None,
+) -> bool:
     """True if the image's main dark (or light) shape is a solid blob, not a stroke.
 
     Background correction turns a filled shape larger than its kernel into a
@@ -618,7 +622,12 @@ def solid_blob(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) ->
     the raw image: a large, hole-free shape filling most of its box. With
     ``box`` (where the digit was found, original pixels) the blob must be that
     ink: the shaded part of a photo is a large hole-free shape too, and a digit
-    written on it is no blob.
+    written on it is no blob. With ``view`` (the model's 28x28 of that ink) the
+    blob must also have been hollowed out: a digit written with a broad marker
+    is a hole-free shape filling most of its box too (a 9 or an 8 whose loops
+    closed, a 1 like an ellipse), but its view stays as solid as the ink;
+    or the ink found must be one side of the shape (a filled rectangle leaves
+    its sides).
     """
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # a power-of-two factor to at most 256 px: OpenCV's INTER_AREA is 3x faster
@@ -640,12 +649,42 @@ def solid_blob(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None) ->
     x, y, w, h, area = (int(v) for v in stats[i])
     if area < 0.02 * mask.size or not 0.4 <= w / h <= 2.5:
         return False
-    if box is not None and _iou((x * f, y * f, w * f, h * f), box) < 0.5:
+    shape_box = (x * f, y * f, w * f, h * f)
+    rim = box is not None and _on_rim(box, shape_box)
+    if box is not None and _iou(shape_box, box) < 0.5 and not rim:
         return False
-    shape = comps.mask_of(i).astype(np.uint8)
-    contours, hierarchy = cv2.findContours(shape, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    holes = sum(1 for hrow in hierarchy[0] if hrow[3] >= 0) if hierarchy is not None else 0
-    return holes == 0 and area / (w * h) > 0.7
+    if _hole_area(comps.mask_of(i)) > 0 or area / (w * h) <= 0.7:
+        return False
+    return view is None or rim or _hole_area(view > 127) >= HOLLOWED * view.size
+
+
+def _on_rim(box: tuple[int, int, int, int], shape: tuple[int, int, int, int]) -> bool:
+    """Whether ``box`` is a side of the ``shape`` box: the edge that background
+    correction leaves of a filled rectangle (its sides are what reads as a 1)."""
+    bx, by, bw, bh = box
+    sx, sy, sw, sh = shape
+    tol = 0.05 * max(sw, sh)
+    if bx < sx - tol or by < sy - tol or bx + bw > sx + sw + tol or by + bh > sy + sh + tol:
+        return False
+    near_x = min(abs(bx - sx), abs(bx + bw - sx - sw)) <= tol
+    near_y = min(abs(by - sy), abs(by + bh - sy - sh)) <= tol
+    side_x = near_x and bw <= 0.5 * sw and bh >= 0.5 * sh  # a left or right side
+    side_y = near_y and bh <= 0.5 * sh and bw >= 0.5 * sw  # the top or the bottom
+    return side_x or side_y
+
+
+HOLLOWED = 0.02  # a hole this share of the 28x28 in the view of a hole-free shape: hollowed
+
+
+def _hole_area(mask: np.ndarray) -> float:
+    """Pixels of background enclosed by the mask's shape (its holes)."""
+    contours, hierarchy = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE
+    )
+    if hierarchy is None:
+        return 0.0
+    inner = [c for c, row in zip(contours, hierarchy[0], strict=True) if row[3] >= 0]
+    return float(sum(max(cv2.contourArea(c), 1.0) for c in inner))
 
 
 @dataclass

@@ -169,7 +169,7 @@ class Reader:
                 None, 0.0, [0.0] * 10, None, "no digit found (no ink)", prepared.digit
             )
         probs = self.classify(prepared.digit[None])[0]
-        blob = pre.solid_blob(rgb, prepared.box)
+        blob = pre.solid_blob(rgb, prepared.box, prepared.digit)
         gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
 
