@@ -11,7 +11,7 @@ import pytest
 from conftest import SMOKE, paper
 
 from inkdigits import extra
-from inkdigits.errors import ConfigError, DataError
+from inkdigits.errors import ConfigError, DataError, ModelError
 
 
 def _names(n: int, held: bool) -> list[str]:
@@ -232,3 +232,45 @@ def test_several_extra_digit_files_each_with_its_repeat(tmp_path, mnist_dir, mon
     s = training.load_splits(cfg)
     assert len(seen["x_train"]) == len(s.x_train) == 55000 + 5
     assert "extra digits join" in training._data_name(cfg, models.get_spec("whole-cnn"))
+
+
+def test_onnx_weights_give_back_the_shipped_model(mnist):
+    # the export folded each batch norm into its convolution; unfolded from data
+    # again, the Keras model computes what the ONNX file does
+    from inkdigits import models
+    from inkdigits.classifier import Classifier, shipped_model_path
+    from inkdigits.from_onnx import load_onnx_weights
+
+    path = shipped_model_path("float32")
+    net = models.build("inkdigits-cnn")
+    load_onnx_weights(path, net, mnist.train_images[:512, ..., None].astype(np.float32) / 255)
+    x = mnist.test_images[:500, ..., None].astype(np.float32) / 255
+    want = Classifier(path).predict_raw(x)
+    np.testing.assert_allclose(net.predict(x, verbose=0), want, atol=1e-4)
+    # in training mode (batch statistics) it starts where the shipped model is
+    agree = (net(x, training=True).numpy().argmax(1) == want.argmax(1)).mean()
+    assert agree >= 0.99
+    with pytest.raises(ConfigError, match="int8"):
+        load_onnx_weights(shipped_model_path("int8"), models.build("inkdigits-cnn"), x)
+    with pytest.raises(ConfigError, match="convolutions"):
+        load_onnx_weights(path, models.build("fast-cnn"), x)
+
+
+def test_fine_tune_from_an_onnx_file(smoke_run, tmp_path, mnist_dir):
+    from inkdigits import training
+    from inkdigits.config import TrainConfig
+
+    base_run, base_card = smoke_run  # a fast-cnn: batch norm, a hidden dense layer, the head
+    cfg = TrainConfig(
+        **{**SMOKE, "train_subset": 500, "lr": 1e-3},
+        data_dir=str(mnist_dir),
+        precision="float32",
+        init_from=str(base_run / "model.onnx"),
+    )
+    card = training.train(cfg, tmp_path / "ft", stream=io.StringIO()).card
+    assert card["training"]["config"]["init_from"].endswith("model.onnx")
+    # from scratch, one epoch on 500 images reads well under 90%
+    assert card["metrics"]["test_accuracy"] > base_card["metrics"]["test_accuracy"] - 0.03
+    missing = TrainConfig(**SMOKE, data_dir=str(mnist_dir), init_from=str(tmp_path / "no.onnx"))
+    with pytest.raises(ModelError, match="no such file"):
+        training.train(missing, tmp_path / "missing", stream=io.StringIO())

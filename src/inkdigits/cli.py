@@ -269,7 +269,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="times each extra digit is used per epoch: one N for all files, or one per file",
     )
-    p.add_argument("--init-from", metavar="KERAS", help="start from these weights (fine-tune)")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from these weights (fine-tune): a .keras run, or the float32 .onnx export "
+        "of the same architecture (a shipped model.onnx)",
+    )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all)")
     p.add_argument(
         "--teachers",

@@ -80,7 +80,8 @@ class TrainConfig:
     """how many times each extra digit appears per epoch: one number for every
     file, or one per file"""
     init_from: str | None = None
-    """start from this .keras model's weights (same architecture): fine-tuning"""
+    """start from this .keras model's weights (same architecture), or from its
+    float32 .onnx export (a shipped model.onnx): fine-tuning"""
     threads: int | None = None
     """CPU threads for the backend (None: all cores)"""
     teachers: list[str] | None = None

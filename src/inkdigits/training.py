@@ -42,6 +42,7 @@ from .config import (
 )
 from .errors import ConfigError, ModelError
 
+CALIBRATION = 4096  # training images that unfold the batch norms of an --init-from ONNX file
 METRIC_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 
 
@@ -166,14 +167,28 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> keras.optimizers.O
     return keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True)
 
 
-def build_training_model(cfg: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """The registered model, wrapped with augmentation when the recipe uses it, compiled."""
+def build_training_model(
+    cfg: TrainConfig, steps_per_epoch: int, calibration: np.ndarray | None = None
+) -> keras.Model:
+    """The registered model, wrapped with augmentation when the recipe uses it, compiled.
+
+    ``calibration`` (model input, a few thousand training images) is needed to
+    start from an ONNX file (see :mod:`inkdigits.from_onnx`).
+    """
     keras.mixed_precision.set_dtype_policy(cfg.precision)
     try:
         base = models.build(cfg.model)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
-    if cfg.init_from:
+    if cfg.init_from and Path(cfg.init_from).suffix == ".onnx":
+        from .from_onnx import load_onnx_weights
+
+        if not Path(cfg.init_from).is_file():
+            raise ModelError(f"--init-from {cfg.init_from}: no such file")
+        if calibration is None:
+            raise ValueError("starting from an ONNX file needs calibration images")
+        load_onnx_weights(cfg.init_from, base, calibration)
+    elif cfg.init_from:
         source = inference_model(load_keras(cfg.init_from))
         try:
             base.set_weights(source.get_weights())
@@ -429,7 +444,7 @@ def train(
         if resume:
             print(f"{out}: no checkpoint yet; starting from epoch 1", file=stream)
         state = RunState()
-        net = build_training_model(cfg, steps)
+        net = build_training_model(cfg, steps, x_train[:CALIBRATION])
 
     if not state.finished and state.epochs_done < cfg.epochs and not state.stopped_early:
         if verbose is None:
