@@ -207,6 +207,11 @@ def test_solid_blob_is_not_a_digit(reader, shape):
         cv2.ellipse(img, (100, 100), (40, 80), 20, 0, 360, 0, -1)
     d = reader.read_digit(img)
     assert d.digit is None and "not a digit" in d.reason
+    # the number path too (it read the disk as "0" and the rectangle as "11"), and so auto mode
+    n = reader.read_number(img)
+    assert n.number == "" and "solid blob" in n.reason
+    auto = reader.read(img)
+    assert auto.text == "?" and "solid blob" in auto.reason
 
 
 def test_digits_written_with_a_broad_marker_are_no_blobs(reader, mnist):

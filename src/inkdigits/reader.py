@@ -28,6 +28,7 @@ UNKNOWN = "?"
 # Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
 # is 3.3%..30%. A preprocessed shape far outside it is a blob or a scribble.
 COVERAGE_RANGE = (0.012, 0.36)
+BLOB_PIECES = 2  # what background correction leaves of a solid blob: a ring, or two sides
 
 
 @dataclass
@@ -177,7 +178,8 @@ class Reader:
         self, image: pre.ImageLike, min_confidence: float | None = None
     ) -> NumberResult:
         """Read every digit, line by line, left to right (``min_confidence`` as above)."""
-        im = pre.ink_map(pre.load_image(image, self.max_pixels))
+        rgb = pre.load_image(image, self.max_pixels)
+        im = pre.ink_map(rgb)
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
         lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole, threshold)
@@ -196,6 +198,11 @@ class Reader:
                 )
                 k += 1
             digits.append(row)
+        found = [d for row in digits for d in row]
+        # a filled shape reads as a 0 (hollowed by background correction) or as
+        # 11 (a rectangle's sides): no digit, as read_digit says
+        if len(found) <= BLOB_PIECES and all(pre.solid_blob(rgb, d.box, d.image) for d in found):
+            return NumberResult([], [], "not a digit (a solid blob)")
         return NumberResult(["".join(d.text for d in row) for row in digits], digits)
 
     def read(self, image: pre.ImageLike, mode: str = "auto") -> DigitResult | NumberResult:
