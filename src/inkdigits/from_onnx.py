@@ -10,8 +10,8 @@ that it gives back exactly what the folded layer gave,
     gamma * (x - mean) / sqrt(var + eps) + beta = x + bias,
     gamma = sqrt(var + eps), beta = mean + bias.
 
-The Keras model then computes what the ONNX file computes (checked after
-loading), and in training mode batch statistics near those means and
+The Keras model then computes what the ONNX file computes (the tests check
+it on the shipped model to 1e-4), and in training mode batch statistics near those means and
 variances leave it nearly unchanged, so fine-tuning starts where the shipped
 model is.
 """
@@ -82,7 +82,7 @@ def load_onnx_weights(
             f"the model has {len(k_convs)} and {len(k_dense)}"
             + (f" and layers this import does not know ({', '.join(other)})" if other else "")
         )
-    norms = []  # (batch norm layer, folded bias) to unfold from data
+    norms = []  # (convolution, its batch norm, the folded bias) to unfold from data
     for (w, b), i in zip(convs, k_convs, strict=True):
         conv = layers[i]
         kernel = w.transpose(2, 3, 1, 0)  # ONNX (out, in, kh, kw) -> Keras (kh, kw, in, out)
