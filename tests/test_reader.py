@@ -171,27 +171,6 @@ def test_a_long_flagged_1_is_not_split_in_two(reader, mnist):
     assert all(len(g) == 3 for g in got), dict(zip(shapes, got, strict=True))
 
 
-def test_digits_broken_across_the_middle_stay_one_digit(reader, mnist):
-    # a thin pen that skipped across every digit: stacked halves, nearly touching,
-    # were two lines ("7" read "7\n1"; 2 of the 40 digits and 0 of the 10 numbers were read)
-    def cut(img):
-        rows = np.flatnonzero((img[..., 0] < 128).any(axis=1))
-        mid = (rows[0] + rows[-1]) // 2
-        img[mid - 1 : mid + 2] = 250
-        return img
-
-    labels = [str(d) for d in mnist.test_labels[:40]]
-    digits = [reader.read_number(cut(paper(mnist.test_images[i]))).number for i in range(40)]
-    assert sum(g == w for g, w in zip(digits, labels, strict=True)) >= 36, digits
-    numbers = [
-        np.concatenate([paper(mnist.test_images[i], 100) for i in range(k, k + 4)], axis=1)
-        for k in range(0, 40, 4)
-    ]
-    got = [reader.read_number(cut(img)).number for img in numbers]
-    want = ["".join(labels[k : k + 4]) for k in range(0, 40, 4)]
-    assert sum(g == w for g, w in zip(got, want, strict=True)) >= 8, got
-
-
 def test_two_lines_give_two_numbers(reader, mnist):
     rng = np.random.default_rng(3)
     a = synth.render(rng, mnist.test_images, mnist.test_labels, 3, **CLEAN)

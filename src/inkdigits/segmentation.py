@@ -19,7 +19,6 @@ from .preprocessing import connected_components, faint_level
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
-STACKED_GAP = 0.1  # halves of one digit this near (in the taller's heights) join (merge_pieces)
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
@@ -115,11 +114,6 @@ def _belong_together(
     # one above the other: a 5's detached bar, a broken 4, the two strokes of a 7 with a bar
     if _x_overlap(a, b) >= 0.5 and _y_gap(a, b) <= 0.25 * tall and merged_h <= 1.6 * tall:
         return True
-    # the two halves of a thin digit broken across (a 5's bar and bowl, a 2's
-    # arc and foot): stacked, nearly touching, together at most one digit high
-    if _x_overlap(a, b) >= 0.5 and _y_gap(a, b) <= STACKED_GAP * tall and merged_h <= 2.2 * tall:
-        if height is None or merged_h <= 1.25 * height:
-            return True
     # fragments of one thin or faint digit: both shorter than a digit, together digit-sized
     if height is not None and tall < 0.8 * height and _x_gap(a, b) <= 0.08 * height:
         if merged_w <= 0.85 * height and merged_h <= 1.25 * height:
