@@ -328,6 +328,29 @@ def test_broad_marker_stroke_is_thinned_into_mnist_range():
     assert thinned.any(axis=1).sum() >= 0.9 * 200  # and keeps its length
 
 
+def test_pen_redraws_strokes_at_the_asked_width():
+    """``pen`` redraws a stroke at that share of the box side, thicker or thinner."""
+    soft = np.zeros((204, 204), np.float32)
+    soft[2:202, 90:114] = 1.0  # a bar 200 tall, 24 wide: 0.12 of its side
+    mask = soft > 0.5
+    for pen in pre.PENS:
+        redrawn = pre.normalise_stroke(soft, mask, pen) > 0.5
+        assert abs(pre.stroke_width(redrawn) - pen * 204) <= 2.5, pen
+        assert redrawn.any(axis=1).sum() >= 0.9 * 200  # and keeps its length
+
+
+def test_pen_views_of_large_digits_only(seven):
+    """A digit drawn large gets one redrawn view per pen; one under 2 * MNIST_BOX px, none."""
+    prepared = pre.preprocess(paper(seven, 200))
+    assert prepared.pens.shape == (len(pre.PENS), 28, 28)
+    assert prepared.views.shape == (1 + len(pre.PENS), 28, 28)
+    # the thinner pen's view holds less ink than the thicker pen's, both near the digit
+    thin, thick = (int((v > 127).sum()) for v in prepared.pens)
+    assert thin < thick
+    small = pre.preprocess(paper(seven, 30))
+    assert small.pens.shape == (0, 28, 28) and small.views.shape == (1, 28, 28)
+
+
 def test_blank_page_has_no_digit():
     for blank in (np.full((300, 400, 3), 255, np.uint8), np.zeros((50, 50), np.uint8)):
         got = pre.preprocess(blank)

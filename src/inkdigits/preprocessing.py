@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -527,18 +527,24 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / max(perimeter, 1.0)
 
 
-def normalise_stroke(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def normalise_stroke(soft: np.ndarray, mask: np.ndarray, pen: float | None = None) -> np.ndarray:
     """Thicken very thin strokes (or thin very thick ones) into MNIST's range of widths.
 
     MNIST's stroke width is 0.08-0.16 of the digit's box side (10th-90th
     percentile). Only strokes well outside that range are changed, and only
     back to its edge, so digits near the range never jump between two looks.
+    ``pen`` (a share of the box side) redraws the strokes at exactly that
+    width instead (see :func:`pen_views`).
     """
     side = max(mask.shape)
     if side < 2 * MNIST_BOX:  # too small to tell; resampling decides
         return soft
     sw = stroke_width(mask)
-    if sw < STROKE_THIN * side:
+    if pen is not None:
+        r = int(round((pen * side - sw) / 2))
+        op = cv2.dilate if r > 0 else cv2.erode
+        r = abs(r)
+    elif sw < STROKE_THIN * side:
         r = int(round((STROKE_THIN_TO * side - sw) / 2))
         op = cv2.dilate
     elif sw > STROKE_THICK * side:
@@ -552,11 +558,13 @@ def normalise_stroke(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return op(soft, kernel)
 
 
-def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def to_mnist(
+    soft: np.ndarray, mask: np.ndarray | None = None, pen: float | None = None
+) -> np.ndarray:
     """A crop of one digit's ink (float, high = ink) -> MNIST-style uint8 (28, 28).
 
     ``mask`` marks the digit's pixels (default: ``soft > INK_FLOOR``); ink
-    outside it (neighbouring marks) is dropped.
+    outside it (neighbouring marks) is dropped. ``pen``: see :func:`normalise_stroke`.
     """
     soft = np.asarray(soft, np.float32)
     if mask is None:
@@ -571,7 +579,7 @@ def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
     y1, x1 = min(soft.shape[0], y1 + pad), min(soft.shape[1], x1 + pad)
     soft, mask = soft[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-    soft = normalise_stroke(soft, mask)
+    soft = normalise_stroke(soft, mask, pen)
     # tight box on the (possibly thickened) ink, then pad to a square
     bx, by, bw, bh = ink_box(soft > INK_FLOOR * float(soft.max()))
     soft = soft[by : by + bh, bx : bx + bw]
@@ -598,6 +606,30 @@ def to_mnist(soft: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     ys1, xs1 = min(MNIST_SIZE, oy + MNIST_BOX), min(MNIST_SIZE, ox + MNIST_BOX)
     out[ys0:ys1, xs0:xs1] = box[ys0 - oy : ys1 - oy, xs0 - ox : xs1 - ox]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _no_views() -> np.ndarray:
+    return np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
+
+
+PENS = (0.09, 0.13)  # MNIST's thinner and thicker pens, as shares of the box side
+
+
+def pen_views(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The digit redrawn at each of PENS' stroke widths: (len(PENS), 28, 28), or (0, 28, 28).
+
+    A photo's pen is rarely MNIST's: the reader thickens or thins it only when
+    it lies well outside MNIST's range (:func:`normalise_stroke`), and the
+    pipeline's damage (a thin stroke broken, a thick loop closed) shows at one
+    width more than at another. Averaging the model over the digit as found
+    and redrawn with a thinner and a thicker MNIST pen misses 43 instead of 50
+    of 4,000 development digits. A digit under 2 * MNIST_BOX pixels is not
+    redrawn (nothing to gain from a pen at that size): no views.
+    """
+    _, _, w, h = ink_box(mask)
+    if max(w, h) < 2 * MNIST_BOX:
+        return _no_views()
+    return np.stack([to_mnist(soft, mask, pen) for pen in PENS])
 
 
 def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -694,6 +726,14 @@ class Prepared:
     digit: np.ndarray  # uint8 (28, 28), MNIST style (white ink on black)
     box: tuple[int, int, int, int] | None  # (x, y, w, h) in original pixels; None: no ink
     inverted: bool  # the original had light ink on a dark background
+    # the digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`),
+    # for the reader to average over; empty when the digit is too small to redraw
+    pens: np.ndarray = field(default_factory=lambda: _no_views())
+
+    @property
+    def views(self) -> np.ndarray:
+        """The digit and its redrawn versions (k, 28, 28): what the reader averages over."""
+        return np.concatenate([self.digit[None], self.pens])
 
 
 def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
@@ -720,7 +760,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
     bx, by, bw, bh = ink_box(piece.mask)
     box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
-    return Prepared(digit, box, im.inverted)
+    return Prepared(digit, box, im.inverted, pen_views(im.ink[y0:y1, x0:x1], keep))
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:

@@ -134,6 +134,14 @@ class Reader:
         """Calibrated probabilities (N, 10) for MNIST-style uint8 (N, 28, 28) digits."""
         return self.classifier.predict_proba(digits)
 
+    def classify_views(self, views: list[np.ndarray]) -> np.ndarray:
+        """(N, 10): each digit's probabilities averaged over its views (k_i, 28, 28), one batch."""
+        probs = self.classify(np.concatenate(views))
+        ends = np.cumsum([len(v) for v in views])
+        return np.stack(
+            [probs[e - len(v) : e].mean(axis=0) for v, e in zip(views, ends, strict=True)]
+        )
+
     def whole(self, digits: np.ndarray) -> np.ndarray:
         """How likely each MNIST-style uint8 (N, 28, 28) cut-out is one whole digit (N,)."""
         if self.whole_check is None:
@@ -169,7 +177,7 @@ class Reader:
             return DigitResult(
                 None, 0.0, [0.0] * 10, None, "no digit found (no ink)", prepared.digit
             )
-        probs = self.classify(prepared.digit[None])[0]
+        probs = self.classify_views([prepared.views])[0]
         blob = pre.solid_blob(rgb, prepared.box, prepared.digit)
         gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
@@ -185,8 +193,14 @@ class Reader:
         lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole, threshold)
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
-        crops = seg.crops([p for line in lines for p in line], im.ink, pre.to_mnist)
-        probs = self.classify(crops)
+        pieces = [p for line in lines for p in line]
+        crops = seg.crops(pieces, im.ink, pre.to_mnist)
+        cut = [im.ink[p.y : p.y + p.h, p.x : p.x + p.w] for p in pieces]
+        views = [
+            np.concatenate([c[None], pre.pen_views(ink, p.mask)])
+            for c, ink, p in zip(crops, cut, pieces, strict=True)
+        ]
+        probs = self.classify_views(views)
         k = 0
         digits: list[list[DigitResult]] = []
         for line in lines:
