@@ -185,6 +185,24 @@ def test_two_lines_give_two_numbers(reader, mnist):
     assert r.number == f"{a.label}\n{b.label}"
 
 
+def _cut_across(img: np.ndarray) -> np.ndarray:
+    """A pen that skipped across the ink's middle: a 3 px band of paper through it."""
+    rows = np.flatnonzero((img[..., 0] < 128).any(axis=1))
+    mid = (rows[0] + rows[-1]) // 2
+    img[mid - 1 : mid + 2] = 250
+    return img
+
+
+def test_a_digit_broken_across_is_one_digit_not_two_lines(reader, mnist):
+    # its stacked halves were two lines ("7" read "7\n1"): 2 of these 40 were read
+    labels = [str(d) for d in mnist.test_labels[:40]]
+    got = [
+        reader.read_number(_cut_across(conftest.paper(mnist.test_images[i]))).number
+        for i in range(40)
+    ]
+    assert sum(g == w for g, w in zip(got, labels, strict=True)) >= 32, got
+
+
 BLANKS = [np.full((240, 320, 3), 255, np.uint8), np.zeros((100, 100), np.uint8)]
 
 

@@ -14,6 +14,7 @@ from inkdigits.segmentation import (
     drop_marks,
     fill_in,
     group_lines,
+    join_stacked,
     merge_pieces,
     split_piece,
     union,
@@ -171,3 +172,29 @@ def test_a_broken_piece_is_filled_with_the_fainter_ink_of_its_strokes():
     # page's texture, not the gaps of a stroke; the piece stays as it was
     ink[13:45, 12:30] = 0.35
     assert fill_in(p, weak_labels(ink, 0.5)).area == p.area
+
+
+def halves(x: int, y: int, w: int = 40, h: int = 60, gap: int = 3) -> list[Piece]:
+    """The upper and lower halves of a digit-sized piece, ``gap`` px apart."""
+    top = (h - gap) // 2
+    return [piece(x, y, w, top), piece(x, y + top + gap, w, h - top - gap)]
+
+
+def test_the_halves_of_a_digit_broken_across_join():
+    # alone on the page, and amid a row of whole digits (which span both halves)
+    for row in ([], [piece(100 + 60 * i, 100, 40, 60) for i in (0, 2, 3)]):
+        got = join_stacked(row + halves(160, 100))
+        assert len(got) == len(row) + 1
+        assert (160, 100, 40, 60) in [p.box for p in got]
+
+
+def test_two_rows_of_digits_written_close_stay_apart():
+    # each digit of the upper row sits on one of the lower row, 5 px (a twelfth) apart:
+    # pair by pair they look like the halves of one digit; the rows beside them tell
+    # (wide digits: stacked, each pair is no narrower than one digit)
+    upper = [piece(100 + 70 * i, 100, 55, 60) for i in range(4)]
+    lower = [piece(100 + 70 * i, 165, 55, 60) for i in range(4)]
+    assert len(join_stacked(upper + lower)) == 8
+    assert len(join_stacked(upper[:1] + lower[:1])) == 1  # alone, nothing tells them apart
+    # two lone digits stacked stay apart when together they are too narrow for one
+    assert len(join_stacked([piece(100, 100, 25, 60), piece(100, 163, 25, 60)])) == 2

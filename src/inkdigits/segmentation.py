@@ -8,6 +8,7 @@ function from MNIST-style digits to probabilities) which cut reads best.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from .preprocessing import connected_components, faint_level
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
+STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
+STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
@@ -148,6 +151,56 @@ def merge_pieces(
                     break
             if changed:
                 break
+    return items
+
+
+def _share_rows(p: Piece, q: Piece) -> bool:
+    """Whether two pieces overlap vertically by at least half the shorter one's height."""
+    return min(p.y + p.h, q.y + q.h) - max(p.y, q.y) >= 0.5 * min(p.h, q.h)
+
+
+def join_stacked(pieces: list[Piece]) -> list[Piece]:
+    """Join the two halves of a digit broken across (a 5's bar and bowl, a 2's arc and foot).
+
+    A thin pen that skips across a digit leaves two pieces, one on the other,
+    nearly touching (at most STACKED_GAP of the taller apart, or overlapping
+    as little); read as they are, they make two lines. Two rows of digits
+    written close together look the same pair by pair, so a pair stays apart
+    when the page shows two rows there: some other piece beside the upper
+    half only, and some other piece beside the lower half only (beside a
+    broken digit in a number, the neighbours span both halves). Two lone
+    digits one on the other stay apart when together they are more than 2.5
+    times as tall as wide (a digit broken across is rarely that narrow); an
+    '=' (together less than 3/4 as tall as wide) stays two marks.
+    """
+    items = list(pieces)
+    changed = True
+    while changed:
+        changed = False
+        for i, j in itertools.combinations(range(len(items)), 2):
+            a, b = items[i], items[j]
+            tall = max(a.h, b.h)
+            if _x_overlap(a, b) < 0.3 or abs(_y_gap(a, b)) > STACKED_GAP * tall:
+                continue  # not one on the other (side by side, or far apart)
+            merged = union(a, b)
+            if merged.h > STACKED_TALL * tall or not 0.75 * merged.w <= merged.h <= 2.5 * merged.w:
+                continue  # too tall for one digit, flat ('='), or too narrow (two lone digits)
+            upper, lower = (a, b) if a.y <= b.y else (b, a)
+            # digit-sized pieces beside each half (specks and marks do not make a row)
+            others = [
+                p for k, p in enumerate(items) if k not in (i, j) and p.h >= 0.6 * min(a.h, b.h)
+            ]
+            if any(_share_rows(p, upper) and not _share_rows(p, lower) for p in others) and any(
+                _share_rows(p, lower) and not _share_rows(p, upper) for p in others
+            ):
+                continue  # two rows of digits
+            mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
+            if mates and merged.h > 1.25 * float(np.median(mates)):
+                continue  # taller than the digits beside it
+            items[i] = merged
+            del items[j]
+            changed = True
+            break
     return items
 
 
@@ -553,6 +606,7 @@ def find_digits(
             height = taller
         if labels is not None:  # a piece made of fragments gets the faint ink between them
             pieces = [fill_in(p, labels) if _broken(p) else p for p in pieces]
+        pieces = join_stacked(pieces)
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= 0.4 * height]
     lines = [drop_marks(line) for line in group_lines(pieces)]
