@@ -39,6 +39,8 @@ MNIST_CENTER = 14.0  # where MNIST puts the centre of mass (measured: 13.99, 14.
 MNIST_STROKE_RATIO = 0.11  # stroke width / box side of MNIST digits (median, measured)
 STROKE_THIN, STROKE_THIN_TO = 0.06, 0.09  # thinner strokes are thickened to 0.09 of the side
 STROKE_THICK, STROKE_THICK_TO = 0.22, 0.17  # thicker strokes are thinned to 0.17
+PENS = (0.09, 0.13)  # MNIST's thinner and thicker pens, as shares of the box side
+PEN_SIDE = 80  # digits larger than this are redrawn at this size (4x the 20x20 box)
 INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
@@ -541,6 +543,10 @@ def normalise_stroke(soft: np.ndarray, mask: np.ndarray, pen: float | None = Non
         return soft
     sw = stroke_width(mask)
     if pen is not None:
+        if side > PEN_SIDE:  # redrawn smaller: the same 20x20 at the end, a fraction of the work
+            f = PEN_SIDE / side
+            soft = cv2.resize(soft, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            side, sw = max(soft.shape), sw * f
         r = int(round((pen * side - sw) / 2))
         op = cv2.dilate if r > 0 else cv2.erode
         r = abs(r)
@@ -610,9 +616,6 @@ def to_mnist(
 
 def _no_views() -> np.ndarray:
     return np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
-
-
-PENS = (0.09, 0.13)  # MNIST's thinner and thicker pens, as shares of the box side
 
 
 def pen_views(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
