@@ -536,7 +536,8 @@ def normalise_stroke(soft: np.ndarray, mask: np.ndarray, pen: float | None = Non
     percentile). Only strokes well outside that range are changed, and only
     back to its edge, so digits near the range never jump between two looks.
     ``pen`` (a share of the box side) redraws the strokes at exactly that
-    width instead (see :func:`pen_views`).
+    width instead (see :func:`pen_views`), a crop larger than PEN_SIDE
+    scaled down to it first.
     """
     side = max(mask.shape)
     if side < 2 * MNIST_BOX:  # too small to tell; resampling decides
