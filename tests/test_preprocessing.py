@@ -343,14 +343,13 @@ def test_pen_redraws_strokes_at_the_asked_width():
 
 def test_pen_views_of_large_digits_only(seven):
     """A digit drawn large gets one redrawn view per pen; one under 2 * MNIST_BOX px, none."""
-    prepared = pre.preprocess(paper(seven, 200))
-    assert prepared.pens.shape == (len(pre.PENS), 28, 28)
-    assert prepared.views.shape == (1 + len(pre.PENS), 28, 28)
-    # the thinner pen's view holds less ink than the thicker pen's, both near the digit
-    thin, thick = (int((v > 127).sum()) for v in prepared.pens)
+    pens = pre.preprocess(paper(seven, 200)).pen_views()
+    assert pens.shape == (len(pre.PENS), 28, 28) and pens.dtype == np.uint8
+    # the thinner pen's view holds less ink than the thicker pen's
+    thin, thick = (int((v > 127).sum()) for v in pens)
     assert thin < thick
-    small = pre.preprocess(paper(seven, 30))
-    assert small.pens.shape == (0, 28, 28) and small.views.shape == (1, 28, 28)
+    assert pre.preprocess(paper(seven, 30)).pen_views().shape == (0, 28, 28)
+    assert pre.preprocess(np.full((50, 50), 255, np.uint8)).pen_views().shape == (0, 28, 28)
 
 
 def test_blank_page_has_no_digit():

@@ -448,3 +448,23 @@ def test_models_in_the_wrong_role_are_refused_clearly(run_cli):
         Reader(whole_model=digits)
     rc, _, err = run_cli("evaluate", "--model", str(whole))
     assert rc == 1 and "not the ten digits" in err and "Traceback" not in err
+
+
+def test_only_unsure_digits_are_read_again_with_other_pens(reader, mnist):
+    sure = np.eye(10, dtype=np.float32)[3] * 0.995 + 0.0005
+    unsure = np.full(10, 0.04, np.float32)
+    unsure[5] = 0.64
+    views = mnist.test_images[:2]
+    asked = []
+
+    def pens(i):
+        asked.append(i)
+        return views
+
+    got = reader.with_pens(np.stack([sure, unsure]), pens)
+    assert asked == [1]  # the confident digit is not redrawn
+    np.testing.assert_array_equal(got[0], sure)
+    want = (unsure + reader.classify(views).sum(axis=0)) / 3
+    np.testing.assert_allclose(got[1], want, rtol=1e-6)
+    # a digit too small to redraw (no views) keeps its probabilities
+    np.testing.assert_array_equal(reader.with_pens(unsure[None], lambda i: views[:0])[0], unsure)

@@ -625,10 +625,11 @@ def pen_views(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
     A photo's pen is rarely MNIST's: the reader thickens or thins it only when
     it lies well outside MNIST's range (:func:`normalise_stroke`), and the
     pipeline's damage (a thin stroke broken, a thick loop closed) shows at one
-    width more than at another. Averaging the model over the digit as found
-    and redrawn with a thinner and a thicker MNIST pen misses 43 instead of 50
-    of 4,000 development digits. A digit under 2 * MNIST_BOX pixels is not
-    redrawn (nothing to gain from a pen at that size): no views.
+    width more than at another. The reader averages the model over the digit
+    as found and these views when it is unsure of the first (see
+    ``reader.PEN_BELOW``): 45 instead of 50 misses of 4,000 development
+    digits. A digit under 2 * MNIST_BOX pixels is not redrawn (upscaling it
+    first did not help): no views.
     """
     _, _, w, h = ink_box(mask)
     if max(w, h) < 2 * MNIST_BOX:
@@ -730,14 +731,12 @@ class Prepared:
     digit: np.ndarray  # uint8 (28, 28), MNIST style (white ink on black)
     box: tuple[int, int, int, int] | None  # (x, y, w, h) in original pixels; None: no ink
     inverted: bool  # the original had light ink on a dark background
-    # the digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`),
-    # for the reader to average over; empty when the digit is too small to redraw
-    pens: np.ndarray = field(default_factory=lambda: _no_views())
+    # the digit's ink and mask at working resolution, for :meth:`pen_views`
+    crop: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
-    @property
-    def views(self) -> np.ndarray:
-        """The digit and its redrawn versions (k, 28, 28): what the reader averages over."""
-        return np.concatenate([self.digit[None], self.pens])
+    def pen_views(self) -> np.ndarray:
+        """The digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`)."""
+        return _no_views() if self.crop is None else pen_views(*self.crop)
 
 
 def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
@@ -764,7 +763,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
     bx, by, bw, bh = ink_box(piece.mask)
     box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
-    return Prepared(digit, box, im.inverted, pen_views(im.ink[y0:y1, x0:x1], keep))
+    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1], keep))
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
