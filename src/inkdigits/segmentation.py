@@ -8,8 +8,7 @@ function from MNIST-style digits to probabilities) which cut reads best.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -173,35 +172,48 @@ def join_stacked(pieces: list[Piece]) -> list[Piece]:
     times as tall as wide (a digit broken across is rarely that narrow); an
     '=' (together less than 3/4 as tall as wide) stays two marks.
     """
-    items = list(pieces)
-    changed = True
-    while changed:
-        changed = False
-        for i, j in itertools.combinations(range(len(items)), 2):
-            a, b = items[i], items[j]
-            tall = max(a.h, b.h)
-            if _x_overlap(a, b) < 0.3 or abs(_y_gap(a, b)) > STACKED_GAP * tall:
-                continue  # not one on the other (side by side, or far apart)
-            merged = union(a, b)
-            if merged.h > STACKED_TALL * tall or not 0.75 * merged.w <= merged.h <= 2.5 * merged.w:
-                continue  # too tall for one digit, flat ('='), or too narrow (two lone digits)
-            upper, lower = (a, b) if a.y <= b.y else (b, a)
-            # digit-sized pieces beside each half (specks and marks do not make a row)
-            others = [
-                p for k, p in enumerate(items) if k not in (i, j) and p.h >= 0.6 * min(a.h, b.h)
-            ]
-            if any(_share_rows(p, upper) and not _share_rows(p, lower) for p in others) and any(
-                _share_rows(p, lower) and not _share_rows(p, upper) for p in others
-            ):
-                continue  # two rows of digits
-            mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
-            if mates and merged.h > 1.25 * float(np.median(mates)):
-                continue  # taller than the digits beside it
-            items[i] = merged
-            del items[j]
-            changed = True
-            break
-    return items
+    items = sorted(pieces, key=lambda p: p.x)
+    while True:
+        for i, j in _overlapping_in_x(items):
+            merged = _stacked_halves(items, i, j)
+            if merged is not None:
+                items[i] = merged
+                del items[j]
+                items.sort(key=lambda p: p.x)
+                break
+        else:
+            return items
+
+
+def _overlapping_in_x(items: list[Piece]) -> Iterator[tuple[int, int]]:
+    """Index pairs (i, j), i < j, of x-sorted pieces whose boxes overlap in x."""
+    for i, a in enumerate(items):
+        for j in range(i + 1, len(items)):
+            if items[j].x >= a.x + a.w:
+                break  # sorted by x: this piece and the ones after it are right of a
+            yield i, j
+
+
+def _stacked_halves(items: list[Piece], i: int, j: int) -> Piece | None:
+    """items[i] and items[j] joined if they are the halves of one digit (see join_stacked)."""
+    a, b = items[i], items[j]
+    tall = max(a.h, b.h)
+    if _x_overlap(a, b) < 0.3 or abs(_y_gap(a, b)) > STACKED_GAP * tall:
+        return None  # not one on the other (side by side, or far apart)
+    merged = union(a, b)
+    if merged.h > STACKED_TALL * tall or not 0.75 * merged.w <= merged.h <= 2.5 * merged.w:
+        return None  # too tall for one digit, flat ('='), or too narrow (two lone digits)
+    upper, lower = (a, b) if a.y <= b.y else (b, a)
+    # digit-sized pieces beside each half (specks and marks do not make a row)
+    others = [p for k, p in enumerate(items) if k not in (i, j) and p.h >= 0.6 * min(a.h, b.h)]
+    if any(_share_rows(p, upper) and not _share_rows(p, lower) for p in others) and any(
+        _share_rows(p, lower) and not _share_rows(p, upper) for p in others
+    ):
+        return None  # two rows of digits
+    mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
+    if mates and merged.h > 1.25 * float(np.median(mates)):
+        return None  # taller than the digits beside it
+    return merged
 
 
 def group_lines(pieces: list[Piece]) -> list[list[Piece]]:
