@@ -763,7 +763,8 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
     bx, by, bw, bh = ink_box(piece.mask)
     box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
-    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1], keep))
+    # a copy: a view would keep the whole page's ink map alive with the result
+    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1].copy(), keep))
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:
