@@ -233,8 +233,10 @@ class Reader:
         found = [d for row in digits for d in row]
         # a filled shape reads as a 0 (hollowed by background correction) or as
         # 11 (a rectangle's sides): no digit, as read_digit says
-        if len(found) <= BLOB_PIECES and all(pre.solid_blob(rgb, d.box, d.image) for d in found):
-            return NumberResult([], [], "not a digit (a solid blob)")
+        if len(found) <= BLOB_PIECES:
+            shape = pre.blob_shape(rgb)  # the image's one blob, if any: found once
+            if all(pre.on_blob(shape, d.box, d.image) for d in found):
+                return NumberResult([], [], "not a digit (a solid blob)")
         return NumberResult(["".join(d.text for d in row) for row in digits], digits)
 
     def read(self, image: pre.ImageLike, mode: str = "auto") -> DigitResult | NumberResult:
