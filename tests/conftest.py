@@ -1,8 +1,9 @@
-"""Shared fixtures: the MNIST folder, a local HTTP mirror, and a CLI runner."""
+"""Shared fixtures: the MNIST folder, a local HTTP mirror, a CLI runner, a boxes dataset."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from inkdigits import cli, data
+from inkdigits.extra import held_out
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,3 +175,34 @@ def live_server() -> Iterator[str]:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _names(n: int, held: bool) -> list[str]:
+    """File names that the hash puts in (or out of) the held-out share."""
+    out, i = [], 0
+    while len(out) < n:
+        name = f"images/n{i:04d}.png"
+        if held_out(name) == held:
+            out.append(name)
+        i += 1
+    return out
+
+
+@pytest.fixture
+def boxes_dataset(tmp_path, mnist):
+    """Five 3-digit images of MNIST test digits with per-digit boxes: 4 kept, 1 held out."""
+    (tmp_path / "images").mkdir()
+    entries, k = {}, 0
+    for name in _names(4, held=False) + _names(1, held=True):
+        idx = list(range(k, k + 3))
+        k += 3
+        tiles = [paper(mnist.test_images[i], size=60) for i in idx]
+        cv2.imwrite(str(tmp_path / name), np.concatenate(tiles, axis=1))
+        entries[name] = {
+            "digits": [
+                {"digit": int(mnist.test_labels[i]), "box_xywh": [60 * j + 6, 6, 48, 48]}
+                for j, i in enumerate(idx)
+            ]
+        }
+    (tmp_path / "boxes.json").write_text(json.dumps(entries))
+    return tmp_path, mnist.test_labels[:15]

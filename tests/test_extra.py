@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 
-import cv2
 import numpy as np
 import pytest
-from conftest import SMOKE, paper
+from conftest import SMOKE
 
 from inkdigits import extra
 from inkdigits.errors import ConfigError, DataError, ModelError
-
-
-def _names(n: int, held: bool) -> list[str]:
-    """File names that the hash puts in (or out of) the held-out share."""
-    out, i = [], 0
-    while len(out) < n:
-        name = f"images/n{i:04d}.png"
-        if extra.held_out(name) == held:
-            out.append(name)
-        i += 1
-    return out
-
-
-@pytest.fixture
-def boxes_dataset(tmp_path, mnist):
-    """Five 3-digit images of MNIST test digits with per-digit boxes: 4 kept, 1 held out."""
-    (tmp_path / "images").mkdir()
-    entries, k = {}, 0
-    for name in _names(4, held=False) + _names(1, held=True):
-        idx = list(range(k, k + 3))
-        k += 3
-        tiles = [paper(mnist.test_images[i], size=60) for i in idx]
-        cv2.imwrite(str(tmp_path / name), np.concatenate(tiles, axis=1))
-        entries[name] = {
-            "digits": [
-                {"digit": int(mnist.test_labels[i]), "box_xywh": [60 * j + 6, 6, 48, 48]}
-                for j, i in enumerate(idx)
-            ]
-        }
-    (tmp_path / "boxes.json").write_text(json.dumps(entries))
-    return tmp_path, mnist.test_labels[:15]
 
 
 def test_held_out_share_is_about_30_percent_and_fixed():

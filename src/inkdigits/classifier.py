@@ -119,12 +119,23 @@ def load_card(model_path: Path) -> dict[str, Any]:
         raise ModelError(f"{card_path}: not valid JSON ({exc})") from exc
 
 
+def onnx_session(blob: bytes, path: Path, threads: int):
+    """An ONNX Runtime CPU session for the model file ``path`` holding ``blob``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from exc
+
+
 class Classifier:
     """Classifies MNIST-style 28x28 digits with an ONNX model described by its card."""
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threads: int = 2):
-        import onnxruntime as ort
-
         path = model_path(model)
         if not path.is_file():
             hint = (
@@ -145,13 +156,7 @@ class Classifier:
                 f"{path}: checksum {actual} does not match its card ({expected}); "
                 "the file is corrupt or the card belongs to another model"
             )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from exc
+        self.session = onnx_session(blob, path, threads)
         inp = self.session.get_inputs()[0]
         if list(inp.shape[1:]) != [28, 28, 1]:
             raise ModelError(f"{path}: input shape {inp.shape}, expected (N, 28, 28, 1)")

@@ -610,11 +610,8 @@ def cmd_render_digits(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_render_digits(sub: argparse._SubParsersAction) -> None:
-    p = _subcommand(sub, "render-digits", cmd_render_digits)
-    p.add_argument("--out", required=True, help="the .npz to write")
-    p.add_argument("--count", type=positive_int, default=20000, help="renders (default 20000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+def _add_workers_and_data(p: argparse.ArgumentParser) -> None:
+    """--workers and --data-dir, for the commands that render MNIST training digits."""
     p.add_argument(
         "--workers",
         type=positive_int,
@@ -622,6 +619,97 @@ def _add_render_digits(sub: argparse._SubParsersAction) -> None:
         help="processes (default: one per core)",
     )
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
+
+
+def _add_render_digits(sub: argparse._SubParsersAction) -> None:
+    p = _subcommand(sub, "render-digits", cmd_render_digits)
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--count", type=positive_int, default=20000, help="renders (default 20000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_workers_and_data(p)
+
+
+# --------------------------------------------------------------------------- line-data
+
+
+def cmd_line_data(args: argparse.Namespace) -> int:
+    """Make training lines for the line model: numbers rendered and cut out by the Reader.
+
+    Numbers of 1-10 MNIST training digits are drawn by the benchmark's
+    generator (paper, shadows, check patterns, blue ink, both polarities,
+    pens, rotation, blur, JPEG, spaced to touching, punctuation) and found by
+    the Reader's own steps; each one found as a single line is kept as the
+    line model sees it. With --boxes DIR, the lines of a boxes dataset
+    (ORAND-CAR-A's layout) outside its held-out 30% are made instead.
+    Train with them: inkdigits train-line --data OUT.npz ...
+    """
+    from tqdm import tqdm
+
+    from .data import load_mnist
+    from .extra import check_output
+    from .line_data import lines_from_boxes, pack, rendered_lines, save_lines
+
+    check_output(args.out)
+    if args.boxes:
+        views, texts = lines_from_boxes(args.boxes)
+        what = f"{len(views)} lines from {args.boxes}"
+    else:
+        s = load_mnist(args.data_dir).split()
+        with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
+            views, texts = rendered_lines(
+                s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update
+            )
+        what = f"{len(views)} of {args.count} renders found as one line"
+    save_lines(args.out, pack(views, texts))
+    print(f"{what} -> {args.out}")
+    return 0
+
+
+def _add_line_data(sub: argparse._SubParsersAction) -> None:
+    p = _subcommand(sub, "line-data", cmd_line_data)
+    p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--count", type=positive_int, default=50000, help="renders (default 50000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--boxes", metavar="DIR", help="a boxes dataset's lines instead of renders")
+    _add_workers_and_data(p)
+
+
+# --------------------------------------------------------------------------- train-line
+
+
+def cmd_train_line(args: argparse.Namespace) -> int:
+    """Train a line model (reads a whole line of digits at once; CTC) and export it to ONNX.
+
+    The run folder gets best.keras (the epoch with the best validation
+    exact match), model.onnx and card.json. Read with it:
+    inkdigits read --line-model OUT/model.onnx ...
+    """
+    from .line_training import train
+
+    if args.repeat and len(args.repeat) != len(args.data):
+        raise ConfigError("--repeat takes one count per --data file")
+    train(
+        args.data,
+        args.out,
+        val=args.val,
+        repeat=args.repeat,
+        epochs=args.epochs,
+        lr=args.lr,
+        seed=args.seed,
+        log=lambda m: print(m, flush=True),
+    )
+    return 0
+
+
+def _add_train_line(sub: argparse._SubParsersAction) -> None:
+    p = _subcommand(sub, "train-line", cmd_train_line)
+    p.add_argument("--data", nargs="+", required=True, help="line-data .npz files")
+    p.add_argument("--repeat", nargs="+", type=positive_int, help="times each file is used")
+    p.add_argument("--val", help="validation lines (default: every 25th training line)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--epochs", type=positive_int, default=8, help="epochs (default 8)")
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
 # --------------------------------------------------------------------------- quantize
@@ -734,6 +822,8 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_demo,
     _add_crops,
     _add_render_digits,
+    _add_line_data,
+    _add_train_line,
     _add_quantize,
     _add_serve,
 ]

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,6 +102,39 @@ def _render_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
     return np.asarray(xs, np.uint8).reshape(-1, 28, 28), np.asarray(ys, np.uint8)
 
 
+def in_chunks(
+    fn: Callable[[tuple[np.ndarray, np.ndarray, int, int, int]], Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """``fn``'s results on seeded chunks of RENDER_CHUNK of ``count`` samples, in order.
+
+    Each chunk draws from ``default_rng([seed, chunk])``, so the output does
+    not depend on how many ``workers`` (processes) run the chunks.
+    """
+    if count < 1:
+        raise ConfigError(f"count must be at least 1, got {count}")
+    jobs = []
+    for chunk, start in enumerate(range(0, count, RENDER_CHUNK)):
+        jobs.append((images, labels, seed, chunk, min(RENDER_CHUNK, count - start)))
+    parts = []
+    with ExitStack() as stack:
+        run = map
+        if workers > 1 and len(jobs) > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            run = stack.enter_context(ProcessPoolExecutor(min(workers, len(jobs)))).map
+        for job, part in zip(jobs, run(fn, jobs), strict=True):
+            parts.append(part)
+            if progress:
+                progress(job[4])
+    return parts
+
+
 def rendered_digits(
     images: np.ndarray,
     labels: np.ndarray,
@@ -115,22 +149,7 @@ def rendered_digits(
     reader finds no ink at all is left out. Reproducible from ``seed`` whatever
     the number of ``workers`` (processes); ``progress`` gets the samples done.
     """
-    if count < 1:
-        raise ConfigError(f"count must be at least 1, got {count}")
-    jobs = []
-    for chunk, start in enumerate(range(0, count, RENDER_CHUNK)):
-        jobs.append((images, labels, seed, chunk, min(RENDER_CHUNK, count - start)))
-    parts = []
-    with ExitStack() as stack:
-        run = map
-        if workers > 1 and len(jobs) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            run = stack.enter_context(ProcessPoolExecutor(min(workers, len(jobs)))).map
-        for job, part in zip(jobs, run(_render_chunk, jobs), strict=True):
-            parts.append(part)
-            if progress:
-                progress(job[4])
+    parts = in_chunks(_render_chunk, images, labels, count, seed, workers, progress)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

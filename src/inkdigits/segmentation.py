@@ -592,16 +592,14 @@ def fill_in(p: Piece, labels: np.ndarray) -> Piece:
     return Piece(p.x, p.y, p.w, p.h, filled)
 
 
-def find_digits(
-    mask: np.ndarray,
-    ink: np.ndarray,
-    classify: Classify,
-    to_mnist: Callable,
-    whole: Whole | None = None,
-    threshold: float | None = None,
+def find_lines(
+    mask: np.ndarray, ink: np.ndarray, threshold: float | None = None
 ) -> list[list[Piece]]:
-    """Everything above, in order: lines of digit pieces, top to bottom, left to right.
+    """Lines of pieces, top to bottom, left to right, marks and touching digits as found.
 
+    Components, specks and weak ink dropped, pieces of one digit merged, the
+    halves of a digit broken across joined, and marks far smaller than the
+    digits anywhere on the page dropped; then grouped into lines.
     ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
     digit join when fainter ink still connects them (see :func:`weak_links`).
     """
@@ -621,6 +619,32 @@ def find_digits(
         pieces = join_stacked(pieces)
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= 0.4 * height]
-    lines = [drop_marks(line) for line in group_lines(pieces)]
-    lines = [split_touching(line, ink, classify, to_mnist, whole) for line in lines if line]
+    return group_lines(pieces)
+
+
+def digits_of_line(
+    line: list[Piece],
+    ink: np.ndarray,
+    classify: Classify,
+    to_mnist: Callable,
+    whole: Whole | None = None,
+) -> list[Piece]:
+    """The digits of one line of :func:`find_lines`: marks dropped, touching digits split."""
+    line = drop_marks(line)
+    return split_touching(line, ink, classify, to_mnist, whole) if line else line
+
+
+def find_digits(
+    mask: np.ndarray,
+    ink: np.ndarray,
+    classify: Classify,
+    to_mnist: Callable,
+    whole: Whole | None = None,
+    threshold: float | None = None,
+) -> list[list[Piece]]:
+    """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
+    lines = [
+        digits_of_line(line, ink, classify, to_mnist, whole)
+        for line in find_lines(mask, ink, threshold)
+    ]
     return [line for line in lines if line]

@@ -1,0 +1,134 @@
+"""Training data for the line model: rendered numbers as the reader's pipeline sees them.
+
+Each sample is a number of 1-10 MNIST digits rendered by :func:`synth.render`
+(backgrounds, ink, pens, rotation, blur, noise, JPEG, spacing from spaced to
+touching, punctuation), put through the reader's own steps (``ink_map``,
+``binarize``, ``segmentation.find_lines``) and cut out as
+:func:`lines.line_view`. A render whose ink the pipeline does not find as
+exactly one line is left out: the line model is asked only about lines.
+
+Only training digits go in (the caller passes them); the benchmark renders
+MNIST *test* digits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import preprocessing as pre
+from . import segmentation as seg
+from . import synth
+from .errors import DataError
+from .extra import BOXES_FILE, held_out, in_chunks
+from .lines import LINE_HEIGHT, line_view
+
+RENDER_TALLEST = 120  # px: the tallest digits rendered for training
+WIDEST = 384  # px: views stored this wide at most (wider ones are squeezed)
+
+
+def views_of(rgb: np.ndarray) -> list[np.ndarray]:
+    """The line views of an image, as the reader makes them (top to bottom)."""
+    im = pre.ink_map(rgb)
+    mask, threshold = pre.binarize(im.ink)
+    return [line_view(im.ink, line)[0] for line in seg.find_lines(mask, im.ink, threshold)]
+
+
+def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]):
+    images, labels, seed, chunk, count = args
+    cv2.setNumThreads(1)  # one process per core instead
+    rng = np.random.default_rng([seed, chunk])
+    views, texts = [], []
+    for _ in range(count):
+        n = int(rng.integers(1, 11))
+        # heights up to RENDER_TALLEST: a taller render costs 10x as much and is
+        # shrunk to TEXT_HEIGHT just the same
+        height = int(np.exp(rng.uniform(np.log(15), np.log(RENDER_TALLEST))))
+        sample = synth.render(rng, images, labels, n, height=height)
+        found = views_of(sample.image)
+        if len(found) == 1:
+            views.append(found[0])
+            texts.append(sample.label)
+    return views, texts
+
+
+def rendered_lines(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[np.ndarray], list[str]]:
+    """Up to ``count`` (view, label) pairs from ``count`` renders of 1-10 digits.
+
+    Reproducible from ``seed`` whatever the number of ``workers``.
+    """
+    parts = in_chunks(_lines_chunk, images, labels, count, seed, workers, progress)
+    return [v for p in parts for v in p[0]], [t for p in parts for t in p[1]]
+
+
+def pack(views: list[np.ndarray], texts: list[str]) -> dict[str, np.ndarray]:
+    """Views and labels as arrays for an .npz: uint8 (N, LINE_HEIGHT, WIDEST), widths, labels."""
+    x = np.zeros((len(views), LINE_HEIGHT, WIDEST), np.uint8)
+    widths = np.zeros(len(views), np.int32)
+    for i, v in enumerate(views):
+        if v.shape[1] > WIDEST:
+            v = cv2.resize(v, (WIDEST, LINE_HEIGHT), interpolation=cv2.INTER_AREA)
+        x[i, :, : v.shape[1]] = np.clip(v * 255 + 0.5, 0, 255).astype(np.uint8)
+        widths[i] = v.shape[1]
+    return {"x": x, "widths": widths, "labels": np.array(texts)}
+
+
+def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
+    """The lines of a boxes dataset (outside its held-out 30%) with their digit strings.
+
+    The label is the digits read left to right by box centre. An image the
+    Reader finds as several lines gives the line holding most of its digit
+    boxes' centres; one where that line misses any of them is left out.
+    """
+    dataset = Path(dataset)
+    index = dataset / BOXES_FILE
+    if not index.is_file():
+        raise DataError(f"{dataset}: no {BOXES_FILE} (one entry per image with digit boxes)")
+    entries = json.loads(index.read_text())
+    views, texts = [], []
+    for name, entry in sorted(entries.items()):
+        if held_out(name):
+            continue
+        boxes = [d["box_xywh"] for d in entry.get("digits", [])]
+        if not boxes:
+            continue
+        digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
+        try:
+            im = pre.ink_map(pre.load_image(dataset / name))
+        except pre.ImageError as exc:
+            raise DataError(f"{dataset / name}: {exc}") from None
+        mask, threshold = pre.binarize(im.ink)
+        centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
+        best, most = None, 0
+        for line in seg.find_lines(mask, im.ink, threshold):
+            x0 = min(p.x for p in line)
+            x1 = max(p.x + p.w for p in line)
+            y0 = min(p.y for p in line)
+            y1 = max(p.y + p.h for p in line)
+            inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
+            if inside > most:
+                best, most = line, inside
+        if best is None or most < len(centres):
+            continue
+        views.append(line_view(im.ink, best)[0])
+        texts.append("".join(str(int(d["digit"])) for d in digits))
+    return views, texts
+
+
+def save_lines(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write :func:`pack`'s arrays to ``path`` (.npz) atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)

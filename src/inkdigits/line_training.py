@@ -1,0 +1,240 @@
+"""Training the line model (Keras, CTC loss) and exporting it to ONNX.
+
+The model reads a :func:`lines.line_view` strip (LINE_HEIGHT x W) with five
+3x3 convolution blocks (32-64-96-96-128 channels; pooled to W / 4 columns
+and 2 rows), then two 1-D convolutions along the line (kernel 5, the second
+dilated by 2: each output step sees about four digits around it) and gives
+per step the ten digits and the CTC blank. It is fully convolutional: any
+width is read. Training pads each batch on the right to a multiple of
+PAD_TO columns; reading pads each line the same way (``LineModel``).
+
+    inkdigits line-data --count 50000 --seed 1 --out runs/line/lines-s1.npz
+    inkdigits train-line --data runs/line/lines-s1.npz --out runs/line/model
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._backend import keras, quiet_native_stderr
+from .errors import DataError, ModelError
+from .line_data import WIDEST
+from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, decode
+
+MAX_DIGITS = 12  # the longest label a training line may have
+PARITY_TOLERANCE = 1e-4
+
+
+def build(seed: int = 0) -> keras.Model:
+    """The line model, outputs logits (N, W / STEP, 11)."""
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((LINE_HEIGHT, None, 1), name="input")
+    x = inp
+    for channels, pool in [(32, (2, 2)), (64, (2, 2)), (96, None), (96, (2, 1)), (128, (2, 1))]:
+        x = layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        if pool:
+            x = layers.MaxPooling2D(pool)(x)
+    x = layers.Permute((2, 1, 3))(x)  # (N, W / 4, 2, 128)
+    x = layers.Reshape((-1, 2 * 128))(x)
+    x = layers.Conv1D(192, 5, padding="same", activation="relu")(x)
+    x = layers.Dropout(0.2)(x)
+    x = layers.Conv1D(192, 5, padding="same", dilation_rate=2, activation="relu")(x)
+    x = layers.Dropout(0.2)(x)
+    out = layers.Dense(BLANK + 1, name="logits")(x)
+    return keras.Model(inp, out, name="line-cnn")
+
+
+def ctc_loss(y_true, y_pred):
+    """CTC loss; ``y_true`` rows are (label length, digits..., padding)."""
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    steps = ops.full((ops.shape(y_pred)[0],), ops.shape(y_pred)[1], dtype="int32")
+    return ops.ctc_loss(
+        y_true[:, 1:], ops.cast(y_pred, "float32"), y_true[:, 0], steps, mask_index=BLANK
+    )
+
+
+def targets(labels: np.ndarray) -> np.ndarray:
+    """Digit strings -> (N, 1 + MAX_DIGITS) int32 rows for :func:`ctc_loss`."""
+    y = np.zeros((len(labels), MAX_DIGITS + 1), np.int32)
+    for i, s in enumerate(labels):
+        s = str(s)
+        if not s.isdigit() or len(s) > MAX_DIGITS:
+            raise DataError(f"line label {s!r}: expected 1-{MAX_DIGITS} digits")
+        y[i, 0] = len(s)
+        y[i, 1 : 1 + len(s)] = [int(c) for c in s]
+    return y
+
+
+def load_lines(paths: list[str | Path], repeat: list[int] | None = None):
+    """Views (N, LINE_HEIGHT, WIDEST) uint8, widths (N,) and labels (N,) from line-data files."""
+    xs, ws, ls = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            with np.load(path) as d:
+                x, w, lab = d["x"], d["widths"], d["labels"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: not a line-data file ({exc})") from None
+        if x.shape[1:] != (LINE_HEIGHT, WIDEST):
+            raise DataError(f"{path}: views of shape {x.shape[1:]}, expected (32, {WIDEST})")
+        k = repeat[i] if repeat else 1
+        xs += [x] * k
+        ws += [w] * k
+        ls += [lab] * k
+    if not xs:
+        raise DataError("no line data given")
+    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ls)
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches of lines of similar widths, each padded to its widest (a multiple of PAD_TO)."""
+
+    def __init__(self, x, widths, y, batch: int, shuffle: bool, seed: int = 0):
+        super().__init__()
+        self.x, self.widths, self.y, self.batch, self.shuffle = x, widths, y, batch, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+
+    def on_epoch_end(self) -> None:
+        n = len(self.x)
+        idx = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        chunk = self.batch * 50  # sort by width within chunks: similar widths, still shuffled
+        chunks = np.split(idx, range(chunk, n, chunk))
+        order = np.concatenate([c[np.argsort(self.widths[c], kind="stable")] for c in chunks])
+        self.groups = [order[i : i + self.batch] for i in range(0, n, self.batch)]
+        if self.shuffle:
+            self.rng.shuffle(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int):
+        g = np.sort(self.groups[i])
+        width = max(2 * PAD_TO, -(-int(self.widths[g].max()) // PAD_TO) * PAD_TO)
+        x = self.x[g, :, :width].astype(np.float32) / 255.0
+        if self.shuffle:  # fainter and stronger ink than the view's normalisation gives
+            x *= self.rng.uniform(0.6, 1.0, (len(g), 1, 1)).astype(np.float32)
+        return x[..., None], self.y[g]
+
+
+def exact_match(model: keras.Model, x, widths, labels, batch: int = 256) -> float:
+    """Share of lines whose greedy CTC reading is exactly their label."""
+    import tensorflow as tf
+
+    ok = 0
+    data = Batches(x, widths, targets(labels), batch, shuffle=False)
+    for i in range(len(data)):
+        xb, _ = data[i]
+        probs = tf.nn.softmax(model(xb, training=False), axis=-1).numpy()
+        for j, k in enumerate(np.sort(data.groups[i])):
+            steps = int(widths[k]) // STEP
+            ok += decode(probs[j, :steps])[0] == str(labels[k])
+    return ok / max(1, len(x))
+
+
+def train(
+    data: list[str | Path],
+    out: str | Path,
+    val: str | Path | None = None,
+    repeat: list[int] | None = None,
+    epochs: int = 8,
+    batch: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+    log=print,
+) -> dict[str, Any]:
+    """Train a line model on line-data files, export ``out/model.onnx`` with its card."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x, widths, labels = load_lines(list(data), repeat)
+    if val is not None:
+        xv, wv, lv = load_lines([val])
+    else:  # a fixed 4% of the lines, by position
+        keep = np.arange(len(x)) % 25 != 0
+        xv, wv, lv = x[~keep], widths[~keep], labels[~keep]
+        x, widths, labels = x[keep], widths[keep], labels[keep]
+    log(f"{len(x)} training lines, {len(xv)} validation lines")
+    model = build(seed)
+    steps = epochs * int(np.ceil(len(x) / batch))
+    warmup = min(300, steps // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        lr / 20, steps - warmup, warmup_target=lr, warmup_steps=warmup
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=ctc_loss)
+    best, history = -1.0, []
+    batches = Batches(x, widths, targets(labels), batch, shuffle=True, seed=seed)
+    for epoch in range(1, epochs + 1):
+        t = time.time()
+        h = model.fit(batches, epochs=1, verbose=0)
+        acc = exact_match(model, xv, wv, lv)
+        loss = float(h.history["loss"][-1])
+        history.append({"epoch": epoch, "loss": loss, "val_exact": acc, "seconds": time.time() - t})
+        log(f"epoch {epoch}/{epochs}: loss {loss:.3f}, validation exact {100 * acc:.2f}%")
+        if acc > best:
+            best = acc
+            model.save(out / "best.keras")
+    best_model = keras.models.load_model(out / "best.keras", compile=False)
+    card = {
+        "kind": "line",
+        "architecture": "line-cnn",
+        "input": {"height": LINE_HEIGHT, "step": STEP, "blank": BLANK},
+        "training": {
+            "data": [str(p) for p in data],
+            "repeat": repeat,
+            "epochs": epochs,
+            "batch": batch,
+            "lr": lr,
+            "seed": seed,
+            "lines": int(len(x)),
+            "history": history,
+        },
+        "validation_exact_match": best,
+    }
+    card["onnx"] = export(best_model, out / "model.onnx", xv[:8])
+    (out / "card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def export(model: keras.Model, path: Path, check: np.ndarray) -> dict[str, Any]:
+    """Write the model with a softmax as ONNX (width free), checked against Keras."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from .lines import LineModel  # noqa: F401 (the reading side's loader must accept it)
+
+    spec = (tf.TensorSpec((None, LINE_HEIGHT, None, 1), tf.float32, name="input"),)
+
+    @tf.function(input_signature=spec)
+    def forward(x):
+        return {"probs": tf.nn.softmax(model(x, training=False), axis=-1)}
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    with quiet_native_stderr():
+        tf2onnx.convert.from_function(forward, input_signature=spec, opset=17, output_path=str(tmp))
+    import onnxruntime as ort
+
+    x = check[..., None].astype(np.float32) / 255.0
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    diff = float(np.abs(session.run(None, {"input": x})[0] - forward(x)["probs"].numpy()).max())
+    if diff > PARITY_TOLERANCE:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"line model ONNX export differs from Keras by {diff:.2e}; not written")
+    os.replace(tmp, path)
+    return {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "opset": 17,
+        "parity_max_abs_diff": diff,
+    }

@@ -1,0 +1,119 @@
+"""The line model's side of reading: line views, CTC decoding and string probabilities."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from inkdigits import preprocessing as pre
+from inkdigits import segmentation as seg
+from inkdigits.line_data import lines_from_boxes
+from inkdigits.lines import (
+    BLANK,
+    LINE_HEIGHT,
+    STEP,
+    TEXT_HEIGHT,
+    LineModel,
+    decode,
+    line_view,
+    string_probability,
+)
+
+
+def steps(*labels: int, sure: float = 0.9) -> np.ndarray:
+    """(T, 11) probabilities reading ``labels[t]`` at step t with probability ``sure``."""
+    p = np.full((len(labels), BLANK + 1), (1 - sure) / BLANK)
+    p[np.arange(len(labels)), labels] = sure
+    return p
+
+
+def test_decoding_collapses_repeats_and_keeps_digits_a_blank_separates():
+    text, confs, at = decode(steps(BLANK, 1, 1, BLANK, 1, 0, 0, BLANK, 7))
+    assert text == "1107"
+    assert at == [1, 4, 5, 8]
+    assert confs == pytest.approx([0.9] * 4)
+    assert decode(steps(BLANK, BLANK)) == ("", [], [])
+
+
+def test_string_probability_sums_every_alignment():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(BLANK + 1), size=4)
+    for text in ["", "3", "33", "31", "313"]:
+        brute = 0.0
+        for path in itertools.product(range(BLANK + 1), repeat=len(probs)):
+            kept = [k for i, k in enumerate(path) if k != BLANK and (i == 0 or path[i - 1] != k)]
+            if "".join(map(str, kept)) == text:
+                brute += float(np.prod(probs[np.arange(len(probs)), path]))
+        assert string_probability(probs, text) == pytest.approx(brute, rel=1e-9), text
+
+
+def line_of(mnist, indices, height: int, angle: float) -> tuple[np.ndarray, list[seg.Piece]]:
+    """MNIST test digits side by side, ``height`` px tall, turned by ``angle`` degrees."""
+    glyphs = []
+    for i in indices:
+        d = mnist.test_images[i].astype(np.float32) / 255
+        glyphs.append(cv2.resize(d, (height, height), interpolation=cv2.INTER_LINEAR))
+    row = np.concatenate(glyphs, axis=1)
+    canvas = np.zeros((row.shape[0] + 2 * height, row.shape[1] + 2 * height), np.float32)
+    canvas[height:-height, height:-height] = row
+    rot = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), angle, 1.0)
+    ink = cv2.warpAffine(canvas, rot, canvas.shape[::-1])
+    mask, threshold = pre.binarize(ink)
+    lines = seg.find_lines(mask, ink, threshold)
+    assert len(lines) == 1
+    return ink, lines[0]
+
+
+@pytest.mark.parametrize("angle", [0.0, 8.0, -8.0])
+def test_a_line_view_is_level_and_its_digits_text_height(mnist, angle):
+    ink, line = line_of(mnist, range(6), 80, angle)
+    view, geometry = line_view(ink, line)
+    assert view.shape[0] == LINE_HEIGHT and view.shape[1] % STEP == 0
+    assert view.dtype == np.float32 and 0.0 <= view.min() and view.max() == pytest.approx(1.0)
+    # the slant as measured: falling to the right is positive (image rows grow downwards)
+    assert geometry.angle == pytest.approx(-angle, abs=2.0)
+    # level: the ink's rows span about the digits' height, not the slanted line's
+    rows = np.flatnonzero(view.max(axis=1) > 0.3)
+    assert rows[-1] - rows[0] + 1 <= 1.25 * TEXT_HEIGHT
+    # and all six digits are in it, none cut off at either end
+    cols = np.flatnonzero(view.max(axis=0) > 0.3)
+    assert cols[0] >= 2 and cols[-1] <= view.shape[1] - 3
+
+
+def test_the_lines_of_a_boxes_dataset_skip_its_held_out_images(boxes_dataset):
+    root, labels = boxes_dataset
+    views, texts = lines_from_boxes(root)
+    # four images kept (one 3-digit line each), the fifth is held out
+    assert texts == ["".join(str(d) for d in labels[i : i + 3]) for i in range(0, 12, 3)]
+    assert all(v.shape[0] == LINE_HEIGHT for v in views)
+
+
+def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_path, mnist_dir):
+    lines = tmp_path / "lines.npz"
+    code, out, _ = run_cli(
+        "line-data", "--count", "64", "--seed", "0", "--out", str(lines),
+        "--data-dir", str(mnist_dir),
+    )  # fmt: skip
+    assert code == 0 and "renders found as one line" in out
+    run = tmp_path / "run"
+    code, out, _ = run_cli("train-line", "--data", str(lines), "--out", str(run), "--epochs", "1")
+    assert code == 0, out
+    card = json.loads((run / "card.json").read_text())
+    assert card["kind"] == "line" and card["onnx"]["parity_max_abs_diff"] < 1e-4
+    model = LineModel(run / "model.onnx")
+    with np.load(lines) as d:
+        x, widths = d["x"], d["widths"]
+    short, long = np.argmin(widths), np.argmax(widths)
+    a = x[short, :, : widths[short]].astype(np.float32) / 255
+    b = x[long, :, : widths[long]].astype(np.float32) / 255
+    alone = model.probabilities([a])[0]
+    together = model.probabilities([a, b])
+    assert alone.shape == (a.shape[1] // STEP, BLANK + 1)
+    assert together[1].shape == (b.shape[1] // STEP, BLANK + 1)
+    assert np.allclose(alone.sum(axis=1), 1.0, atol=1e-5)
+    # a line read beside a longer one reads exactly as alone (padding is not neutral)
+    assert np.abs(together[0] - alone).max() < 1e-6
