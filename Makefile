@@ -5,8 +5,9 @@
 #   make test    install everything (Python packages, Debian's chromium) and run every test
 #   make serve   the drawing pad and REST API on http://127.0.0.1:8000/
 #   make train   retrain the shipped default model (inkdigits-cnn, same recipe and seed)
-#   make train-checks retrain the shipped `checks` model (the same, also tuned on check amounts)
+#   make train-checks retrain the shipped `checks` model and its line model (also tuned on check amounts)
 #   make train-whole  retrain the shipped whole-digit check (whole-cnn) used to split touching digits
+#   make train-line   retrain the shipped line model (reads each line of a number as a whole)
 #   make bench   run the benchmarks under bench/ (results go to docs/BENCHMARKS.md)
 
 PYTHON ?= python3
@@ -25,7 +26,7 @@ ifeq ($(INKDIGITS_DATA_DIR),)
   endif
 endif
 
-.PHONY: demo test serve train train-checks train-whole bench lint clean
+.PHONY: demo test serve train train-checks train-whole train-line bench lint clean
 
 WHOLE_OUT := runs/whole-cnn-$(shell date +%Y%m%d-%H%M%S)
 WHOLE_DIR := src/inkdigits/weights/whole
@@ -106,10 +107,11 @@ $(RENDERED): | $(VENV)/.all
 $(TRAIN_DIR)/final/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) | $(VENV)/.all
 	$(call train_run,$(@D),$(FINAL_FLAGS))
 
-train-checks: $(TRAIN_DIR)/checks/model.onnx
-	mkdir -p $(CHECKS_DIR)
+train-checks: $(TRAIN_DIR)/checks/model.onnx $(TRAIN_DIR)/line-checks/model.onnx
+	mkdir -p $(CHECKS_DIR)/line
 	cp $(TRAIN_DIR)/checks/model-int8.onnx $(TRAIN_DIR)/checks/card.json $(CHECKS_DIR)/
-	@echo "shipped $(TRAIN_DIR)/checks/model-int8.onnx -> $(CHECKS_DIR)/"
+	cp $(TRAIN_DIR)/line-checks/model.onnx $(TRAIN_DIR)/line-checks/card.json $(CHECKS_DIR)/line/
+	@echo "shipped $(TRAIN_DIR)/checks/model-int8.onnx and its line model -> $(CHECKS_DIR)/"
 
 $(ORAND_CROPS): | $(VENV)/.all
 	$(BIN)/inkdigits crops $(ORAND_DIR) --out $@
@@ -125,6 +127,34 @@ train-whole: $(VENV)/.all
 	cp $(WHOLE_OUT)/model.onnx $(WHOLE_OUT)/card.json $(WHOLE_DIR)/
 	if [ -f $(WHOLE_OUT)/model-int8.onnx ]; then cp $(WHOLE_OUT)/model-int8.onnx $(WHOLE_DIR)/; fi
 	@echo "shipped $(WHOLE_OUT)/model.onnx -> $(WHOLE_DIR)/"
+
+# Retrain the line model (about 45 minutes on two cores: 20 to render 50,000
+# numbers of MNIST training digits and find them as the Reader does, 25 to
+# train), then ship it.
+LINE_DATA := $(TRAIN_DIR)/lines-s1.npz
+LINE_DIR := src/inkdigits/weights/line
+
+$(LINE_DATA): | $(VENV)/.all
+	$(BIN)/inkdigits line-data --count 50000 --seed 1 --out $@
+
+$(TRAIN_DIR)/line/model.onnx: $(LINE_DATA) | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_DATA) --epochs 6 --seed 0 --out $(@D)
+
+# the `checks` line model: the line model fine-tuned for two epochs with the
+# ORAND-CAR-A lines outside its hashed held-out 30% added, ten times over
+ORAND_LINES := $(TRAIN_DIR)/orand-lines.npz
+
+$(ORAND_LINES): | $(VENV)/.all
+	$(BIN)/inkdigits line-data --boxes $(ORAND_DIR) --out $@
+
+$(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES) | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) --repeat 1 10 \
+		--init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 --out $(@D)
+
+train-line: $(TRAIN_DIR)/line/model.onnx
+	mkdir -p $(LINE_DIR)
+	cp $(TRAIN_DIR)/line/model.onnx $(TRAIN_DIR)/line/card.json $(LINE_DIR)/
+	@echo "shipped $(TRAIN_DIR)/line/model.onnx -> $(LINE_DIR)/"
 
 # The figures in docs/BENCHMARKS.md (about 40 minutes on 2 cores; orand.py needs
 # ../shared/data/orand-car-a-dev or --dir).

@@ -73,7 +73,7 @@ def test_a_line_view_is_level_and_its_digits_text_height(mnist, angle):
     ink, line = line_of(mnist, range(6), 80, angle)
     view, geometry = line_view(ink, line)
     assert view.shape[0] == LINE_HEIGHT and view.shape[1] % STEP == 0
-    assert view.dtype == np.float32 and 0.0 <= view.min() and view.max() == pytest.approx(1.0)
+    assert view.dtype == np.float32 and 0.0 <= view.min() and 0.9 <= view.max() <= 1.0
     # the slant as measured: falling to the right is positive (image rows grow downwards)
     assert geometry.angle == pytest.approx(-angle, abs=2.0)
     # level: the ink's rows span about the digits' height, not the slanted line's

@@ -468,3 +468,74 @@ def test_only_unsure_digits_are_read_again_with_other_pens(reader, mnist):
     np.testing.assert_allclose(got[1], want, rtol=1e-6)
     # a digit too small to redraw (no views) keeps its probabilities
     np.testing.assert_array_equal(reader.with_pens(unsure[None], lambda i: views[:0])[0], unsure)
+
+
+def _ctc_steps(*labels: int, sure: float = 0.96) -> np.ndarray:
+    """A line model's (T, 11) output reading ``labels[t]`` at step t (10: the blank)."""
+    p = np.full((len(labels), 11), (1 - sure) / 10, np.float32)
+    p[np.arange(len(labels)), labels] = sure
+    return p
+
+
+def _digit(reader, probs, box):
+    return reader._result(np.zeros((28, 28), np.uint8), np.asarray(probs, np.float32), box,
+                          None, 0.0)  # fmt: skip
+
+
+def test_the_line_model_and_the_classifier_decide_together():
+    from types import SimpleNamespace
+
+    from inkdigits import preprocessing as pre
+    from inkdigits.lines import Geometry
+    from inkdigits.segmentation import Piece
+
+    reader = Reader(line_model=False)
+    reader.line_model = SimpleNamespace(
+        fusion={"same_weight": 1.0, "count_weight": 1.0, "count_penalty": -2.0}
+    )
+
+    ink = np.zeros((40, 120), np.float32)
+    ink[10:30, 10:14] = ink[10:30, 40:44] = ink[10:30, 70:74] = 1.0
+    im = pre.InkMap(ink, 1.0, False)
+    line = [Piece(x, 10, 4, 20, np.ones((20, 4), bool)) for x in (10, 40, 70)]
+    geometry = Geometry(x0=0.0, scale=1.0, angle=0.0, columns=120)
+    unsure = np.full(10, 0.01)
+    unsure[[1, 7]] = [0.5, 0.42]  # the classifier leans to 1, barely
+    sure = np.eye(10)[4] * 0.97 + 0.003
+    row = [_digit(reader, sure, (10, 10, 4, 20)), _digit(reader, unsure, (40, 10, 4, 20))]
+    # as many digits: each digit's probabilities are the product of both models'
+    both = reader._with_line_model(row, line[:2], _ctc_steps(10, 4, 10, 7, 10), geometry, im, 0.0)
+    assert [d.digit for d in both] == [4, 7] and [d.box for d in both] == [r.box for r in row]
+    assert both[1].confidence > 0.9
+    # the line model sure of three digits where the segmentation found two
+    # (two digits merged): its reading wins, with boxes where it read them
+    three = _ctc_steps(10, 10, 10, 4, 10, 10, 10, 10, 10, 1, 10, 10, 10, 10, 10, 10, 10, 9, 10, 10)
+    got = reader._with_line_model(row, line, three, geometry, im, 0.0)
+    assert [d.digit for d in got] == [4, 1, 9]
+    centres = [d.box[0] + d.box[2] / 2 for d in got]
+    assert centres == sorted(centres) and abs(centres[1] - 38) < 8
+    # ... but not when it barely sees the third one: the segmentation's reading stays
+    vague = three.copy()
+    vague[17] = 0.15 / 9
+    vague[17, [9, 10]] = [0.45, 0.40]
+    kept = reader._with_line_model(row, line, vague, geometry, im, 0.0)
+    assert [d.digit for d in kept] == [4, 1]
+
+
+def test_the_line_model_is_shipped_and_reads_touching_numbers_better(reader, mnist):
+    """Thin-pen touching numbers on photos: digit by digit alone, then with the line model.
+
+    Measured when written: 17 of 40 with the line model, 9 without.
+    """
+    assert reader.line_model is not None and reader.line_model.card["kind"] == "line"
+    rng = np.random.default_rng(21)
+    force = {**CLEAN, "spacing": "touching", "background": "photo", "stroke": -1.0,
+             "height": 50, "blur": 0.8}  # fmt: skip
+    samples = [
+        synth.render(rng, mnist.test_images, mnist.test_labels, 6, **force) for _ in range(40)
+    ]
+    alone = Reader(line_model=False)
+    assert alone.line_model is None
+    with_lines = sum(reader.read_number(s.image).number == s.label for s in samples)
+    without = sum(alone.read_number(s.image).number == s.label for s in samples)
+    assert with_lines >= without + 5, (with_lines, without)

@@ -696,6 +696,7 @@ def cmd_train_line(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         lr=args.lr,
         seed=args.seed,
+        init_from=args.init_from,
         log=lambda m: print(m, flush=True),
     )
     return 0
@@ -710,6 +711,7 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=8, help="epochs (default 8)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--init-from", metavar="KERAS", help="start from this line model (best.keras)")
 
 
 # --------------------------------------------------------------------------- quantize

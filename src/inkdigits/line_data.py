@@ -25,7 +25,7 @@ from . import segmentation as seg
 from . import synth
 from .errors import DataError
 from .extra import BOXES_FILE, held_out, in_chunks
-from .lines import LINE_HEIGHT, line_view
+from .lines import LINE_HEIGHT, line_view, others_of
 
 RENDER_TALLEST = 120  # px: the tallest digits rendered for training
 WIDEST = 384  # px: views stored this wide at most (wider ones are squeezed)
@@ -35,7 +35,8 @@ def views_of(rgb: np.ndarray) -> list[np.ndarray]:
     """The line views of an image, as the reader makes them (top to bottom)."""
     im = pre.ink_map(rgb)
     mask, threshold = pre.binarize(im.ink)
-    return [line_view(im.ink, line)[0] for line in seg.find_lines(mask, im.ink, threshold)]
+    lines = seg.find_lines(mask, im.ink, threshold)
+    return [line_view(im.ink, line, others_of(lines, i))[0] for i, line in enumerate(lines)]
 
 
 def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]):
@@ -111,7 +112,8 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
         mask, threshold = pre.binarize(im.ink)
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
         best, most = None, 0
-        for line in seg.find_lines(mask, im.ink, threshold):
+        lines = seg.find_lines(mask, im.ink, threshold)
+        for line in lines:
             x0 = min(p.x for p in line)
             x1 = max(p.x + p.w for p in line)
             y0 = min(p.y for p in line)
@@ -121,7 +123,7 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
                 best, most = line, inside
         if best is None or most < len(centres):
             continue
-        views.append(line_view(im.ink, best)[0])
+        views.append(line_view(im.ink, best, others_of(lines, lines.index(best)))[0])
         texts.append("".join(str(int(d["digit"])) for d in digits))
     return views, texts
 

@@ -78,9 +78,9 @@ def targets(labels: np.ndarray) -> np.ndarray:
     return y
 
 
-def load_lines(paths: list[str | Path], repeat: list[int] | None = None):
-    """Views (N, LINE_HEIGHT, WIDEST) uint8, widths (N,) and labels (N,) from line-data files."""
-    xs, ws, ls = [], [], []
+def load_lines(paths: list[str | Path]):
+    """Views (N, LINE_HEIGHT, WIDEST) uint8, widths (N,), labels (N,) and each line's file index."""
+    xs, ws, ls, fs = [], [], [], []
     for i, path in enumerate(paths):
         try:
             with np.load(path) as d:
@@ -89,20 +89,19 @@ def load_lines(paths: list[str | Path], repeat: list[int] | None = None):
             raise DataError(f"{path}: not a line-data file ({exc})") from None
         if x.shape[1:] != (LINE_HEIGHT, WIDEST):
             raise DataError(f"{path}: views of shape {x.shape[1:]}, expected (32, {WIDEST})")
-        k = repeat[i] if repeat else 1
-        xs += [x] * k
-        ws += [w] * k
-        ls += [lab] * k
+        xs.append(x)
+        ws.append(w)
+        ls.append(lab)
+        fs.append(np.full(len(x), i))
     if not xs:
         raise DataError("no line data given")
-    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ls)
+    return np.concatenate(xs), np.concatenate(ws), np.concatenate(ls), np.concatenate(fs)
 
 
-class Batches(keras.utils.PyDataset):
+class Batches:
     """Batches of lines of similar widths, each padded to its widest (a multiple of PAD_TO)."""
 
     def __init__(self, x, widths, y, batch: int, shuffle: bool, seed: int = 0):
-        super().__init__()
         self.x, self.widths, self.y, self.batch, self.shuffle = x, widths, y, batch, shuffle
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
@@ -129,6 +128,24 @@ class Batches(keras.utils.PyDataset):
         return x[..., None], self.y[g]
 
 
+def as_dataset(batches: Batches):
+    """The batches as a tf.data.Dataset whose widths may vary from batch to batch.
+
+    (Given a keras PyDataset, Keras takes the shape of its first batches for
+    every batch's, and a wider batch later fails.)
+    """
+    import tensorflow as tf
+
+    signature = (
+        tf.TensorSpec((None, LINE_HEIGHT, None, 1), tf.float32),
+        tf.TensorSpec((None, MAX_DIGITS + 1), tf.int32),
+    )
+    data = tf.data.Dataset.from_generator(
+        lambda: (batches[i] for i in range(len(batches))), output_signature=signature
+    )
+    return data.apply(tf.data.experimental.assert_cardinality(len(batches)))
+
+
 def exact_match(model: keras.Model, x, widths, labels, batch: int = 256) -> float:
     """Share of lines whose greedy CTC reading is exactly their label."""
     import tensorflow as tf
@@ -153,20 +170,34 @@ def train(
     batch: int = 64,
     lr: float = 2e-3,
     seed: int = 0,
+    init_from: str | Path | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """Train a line model on line-data files, export ``out/model.onnx`` with its card."""
+    """Train a line model on line-data files, export ``out/model.onnx`` with its card.
+
+    ``init_from``: a line model's .keras file to start from (fine-tuning).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    x, widths, labels = load_lines(list(data), repeat)
+    x, widths, labels, files = load_lines(list(data))
     if val is not None:
-        xv, wv, lv = load_lines([val])
-    else:  # a fixed 4% of the lines, by position
-        keep = np.arange(len(x)) % 25 != 0
-        xv, wv, lv = x[~keep], widths[~keep], labels[~keep]
-        x, widths, labels = x[keep], widths[keep], labels[keep]
+        xv, wv, lv, _ = load_lines([val])
+    else:  # a fixed 4% of each file's lines, by position, before any repeating
+        held = np.arange(len(x)) % 25 == 0
+        xv, wv, lv = x[held], widths[held], labels[held]
+        x, widths, labels, files = x[~held], widths[~held], labels[~held], files[~held]
+    if repeat:
+        idx = np.concatenate(
+            [np.flatnonzero(files == i) for i, k in enumerate(repeat) for _ in range(k)]
+        )
+        x, widths, labels = x[idx], widths[idx], labels[idx]
     log(f"{len(x)} training lines, {len(xv)} validation lines")
     model = build(seed)
+    if init_from is not None:
+        try:
+            model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{init_from}: not a line model to start from ({exc})") from None
     steps = epochs * int(np.ceil(len(x) / batch))
     warmup = min(300, steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -177,7 +208,8 @@ def train(
     batches = Batches(x, widths, targets(labels), batch, shuffle=True, seed=seed)
     for epoch in range(1, epochs + 1):
         t = time.time()
-        h = model.fit(batches, epochs=1, verbose=0)
+        h = model.fit(as_dataset(batches), epochs=1, verbose=0, shuffle=False)
+        batches.on_epoch_end()
         acc = exact_match(model, xv, wv, lv)
         loss = float(h.history["loss"][-1])
         history.append({"epoch": epoch, "loss": loss, "val_exact": acc, "seconds": time.time() - t})
@@ -197,6 +229,7 @@ def train(
             "batch": batch,
             "lr": lr,
             "seed": seed,
+            "init_from": str(init_from) if init_from else None,
             "lines": int(len(x)),
             "history": history,
         },

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,12 @@ TEXT_HEIGHT = 22  # its digits' height in that strip
 STEP = 4  # columns per output step of the line model
 BLANK = 10  # the CTC blank: the eleventh output
 MAX_SLANT = 15.0  # degrees: a line is deskewed by at most this much
+MARGIN = 0.6  # digit heights of the page shown left and right of a line's pieces
 SLANT_ASPECT = 2.5  # a line at least this many digit heights long is deskewed
 PAD_TO = 32  # views are read padded to a multiple of this width, as in training
 LINE_DIR = "line"  # the shipped line model's folder in inkdigits.weights
+# how much the Reader trusts a line model, unless its card says otherwise
+FUSION = {"same_weight": 0.5, "count_weight": 0.5, "count_penalty": -12.0}
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Geometry:
     x0: float
     scale: float
     angle: float
+    columns: int  # the view's width
 
 
 def _slant(mask: np.ndarray, height: float) -> float:
@@ -61,26 +66,43 @@ def _slant(mask: np.ndarray, height: float) -> float:
     return float(np.clip(angle, -MAX_SLANT, MAX_SLANT))
 
 
-def line_view(ink: np.ndarray, line: list[Piece]) -> tuple[np.ndarray, Geometry]:
+def line_view(
+    ink: np.ndarray, line: list[Piece], others: Sequence[Piece] = ()
+) -> tuple[np.ndarray, Geometry]:
     """The line model's input for the pieces of one line: (LINE_HEIGHT, W) float32 in [0, 1].
 
-    Only the line's own ink is kept (its pieces' masks, grown by a pixel), so
-    other lines and the page's pattern are left out; punctuation found on
-    the line stays in, as written. The strip is deskewed, scaled so that the
-    line's digit height becomes TEXT_HEIGHT, centred on the ink's centre of
-    mass, with 4 px on either side and W a multiple of STEP.
+    The view shows the ink map itself around the line's pieces (MARGIN digit
+    heights more on either side, a quarter above and below), not only the
+    pieces: faint strokes the binarisation lost, which the digit-by-digit
+    reading cannot see, are still there for the line model. Pieces of
+    ``others`` (the page's other lines) are blanked out. The strip is
+    deskewed, scaled so that the line's digit height becomes TEXT_HEIGHT,
+    centred on the line's ink, and cut to LINE_HEIGHT rows; W is a multiple
+    of STEP. The line's own ink is scaled so that its strongest (99th
+    percentile) is 1.
     """
-    x0 = min(p.x for p in line)
-    y0 = min(p.y for p in line)
-    x1 = max(p.x + p.w for p in line)
-    y1 = max(p.y + p.h for p in line)
+    height = digit_height(line)
+    bx0 = min(p.x for p in line)
+    by0 = min(p.y for p in line)
+    bx1 = max(p.x + p.w for p in line)
+    by1 = max(p.y + p.h for p in line)
+    x0 = max(0, int(bx0 - MARGIN * height))
+    x1 = min(ink.shape[1], int(np.ceil(bx1 + MARGIN * height)))
+    y0 = max(0, int(by0 - 0.25 * height))
+    y1 = min(ink.shape[0], int(np.ceil(by1 + 0.25 * height)))
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     for p in line:
-        region = mask[p.y - y0 : p.y - y0 + p.h, p.x - x0 : p.x - x0 + p.w]
-        region |= p.mask.astype(np.uint8)
-    keep = cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0
-    soft = np.where(keep, ink[y0:y1, x0:x1], 0.0).astype(np.float32)
-    height = digit_height(line)
+        mask[p.y - y0 : p.y - y0 + p.h, p.x - x0 : p.x - x0 + p.w] |= p.mask.astype(np.uint8)
+    soft = ink[y0:y1, x0:x1].astype(np.float32)  # a copy
+    for p in others:
+        ax, bx = max(x0, p.x), min(x1, p.x + p.w)
+        ay, by = max(y0, p.y), min(y1, p.y + p.h)
+        if ax < bx and ay < by:
+            theirs = p.mask[ay - p.y : by - p.y, ax - p.x : bx - p.x]
+            theirs = cv2.dilate(theirs.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            soft[ay - y0 : by - y0, ax - x0 : bx - x0][theirs] = 0.0
+    own = soft[mask > 0]
+    peak = float(np.percentile(own, 99)) if own.size else 1.0
     angle = _slant(mask, height)
     scale = TEXT_HEIGHT / max(1.0, height)
     # scale first (area-averaged: a 300 px line shrinks 14x), then deskew
@@ -88,21 +110,26 @@ def line_view(ink: np.ndarray, line: list[Piece]) -> tuple[np.ndarray, Geometry]
     sw = max(1, round(soft.shape[1] * scale))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(soft, (sw, sh), interpolation=interp)
-    total = float(small.sum())
+    small_own = cv2.resize(np.where(mask > 0, soft, 0.0), (sw, sh), interpolation=interp)
+    total = float(small_own.sum())
     if total <= 0:
-        return np.zeros((LINE_HEIGHT, 2 * STEP), np.float32), Geometry(x0, scale, 0.0)
+        return np.zeros((LINE_HEIGHT, 2 * STEP), np.float32), Geometry(x0, scale, 0.0, 2 * STEP)
     yy, xx = np.mgrid[:sh, :sw]
-    cy, cx = float((small * yy).sum() / total), float((small * xx).sum() / total)
+    cy, cx = float((small_own * yy).sum() / total), float((small_own * xx).sum() / total)
     rot = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
     corners = np.array([[0, 0, 1], [sw, 0, 1], [0, sh, 1], [sw, sh, 1]], np.float64) @ rot.T
     left, right = corners[:, 0].min(), corners[:, 0].max()
-    width = int(np.ceil((right - left + 8) / STEP)) * STEP
-    rot[0, 2] += 4 - left
+    width = int(np.ceil((right - left) / STEP)) * STEP
+    rot[0, 2] -= left
     rot[1, 2] += LINE_HEIGHT / 2 - cy
     view = cv2.warpAffine(small, rot, (width, LINE_HEIGHT), flags=cv2.INTER_LINEAR)
-    peak = float(np.percentile(view[view > 0.05], 99)) if (view > 0.05).any() else 1.0
     view = np.clip(view / max(peak, 1e-3), 0.0, 1.0)
-    return view.astype(np.float32), Geometry(x0 + (left - 4) / scale, scale, angle)
+    return view.astype(np.float32), Geometry(x0 + left / scale, scale, angle, width)
+
+
+def others_of(lines: list[list[Piece]], i: int) -> list[Piece]:
+    """The pieces of every line but line ``i``."""
+    return [p for j, line in enumerate(lines) if j != i for p in line]
 
 
 def decode(probs: np.ndarray) -> tuple[str, list[float], list[int]]:
@@ -160,7 +187,12 @@ def string_probability(probs: np.ndarray, text: str) -> float:
 
 class LineModel:
     """A line model: an ONNX file taking (N, LINE_HEIGHT, W, 1) float32 views in [0, 1]
-    and giving (N, W / STEP, 11) probabilities (the ten digits, then the blank)."""
+    and giving (N, W / STEP, 11) probabilities (the ten digits, then the blank).
+
+    ``fusion`` holds how the Reader weighs it against the digit classifier
+    (see ``Reader._with_line_model``): its card's ``fusion`` entries, else
+    FUSION's.
+    """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threads: int = 2):
         path = Path(model) if model is not None else shipped_model_path(folder=LINE_DIR)
@@ -177,6 +209,7 @@ class LineModel:
         if inp.shape[1] != LINE_HEIGHT or inp.shape[3] != 1:
             raise ModelError(f"{path}: input shape {inp.shape}, expected (N, {LINE_HEIGHT}, W, 1)")
         self.input_name = inp.name
+        self.fusion = {**FUSION, **self.card.get("fusion", {})}
 
     def probabilities(self, views: list[np.ndarray]) -> list[np.ndarray]:
         """(W_i / STEP, 11) probabilities for each view.

@@ -16,14 +16,32 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import preprocessing as pre
 from . import segmentation as seg
-from .classifier import WHOLE_DIR, Classifier, check_digit_model, shipped_model_path
+from .classifier import (
+    SHIPPED_MODELS,
+    WHOLE_DIR,
+    Classifier,
+    check_digit_model,
+    shipped_model_path,
+)
 from .errors import ModelError
+from .lines import (
+    BLANK,
+    LINE_DIR,
+    STEP,
+    Geometry,
+    LineModel,
+    decode,
+    line_view,
+    others_of,
+    string_probability,
+)
 
 UNKNOWN = "?"
 # Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
@@ -103,7 +121,10 @@ class Reader:
 
     ``whole_model`` is the whole-digit check used to split touching digits in
     numbers (a whole-cnn ONNX file; default: the shipped one; False: none, the
-    digit classifier alone decides where to cut).
+    digit classifier alone decides where to cut). ``line_model`` reads each
+    line of a number as a whole (see :mod:`inkdigits.lines`; default: the
+    shipped one that goes with ``model``, see :func:`shipped_line_model`;
+    False: none, numbers are read digit by digit only).
     """
 
     def __init__(
@@ -113,6 +134,7 @@ class Reader:
         threads: int = 2,
         max_pixels: int = pre.MAX_PIXELS,
         whole_model: str | os.PathLike[str] | bool | None = None,
+        line_model: str | os.PathLike[str] | bool | None = None,
     ):
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
@@ -129,6 +151,9 @@ class Reader:
             )
         self.min_confidence = min_confidence
         self.max_pixels = max_pixels
+        if line_model is None or line_model is True:
+            line_model = shipped_line_model(model)
+        self.line_model = LineModel(line_model) if line_model else None
 
     @property
     def card(self) -> dict[str, Any]:
@@ -208,7 +233,13 @@ class Reader:
         im = pre.ink_map(rgb)
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
-        lines = seg.find_digits(mask, im.ink, self.classify, pre.to_mnist, whole, threshold)
+        found_lines = []  # (the line as found, its digits, the other lines' pieces)
+        raw_lines = seg.find_lines(mask, im.ink, threshold)
+        for i, line in enumerate(raw_lines):
+            digits_found = seg.digits_of_line(line, im.ink, self.classify, pre.to_mnist, whole)
+            if digits_found:
+                found_lines.append((line, digits_found, others_of(raw_lines, i)))
+        lines = [d for _, d, _ in found_lines]
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
         pieces = [p for line in lines for p in line]
@@ -230,6 +261,15 @@ class Reader:
                 )
                 k += 1
             digits.append(row)
+        if self.line_model is not None:
+            views = [line_view(im.ink, line, others) for line, _, others in found_lines]
+            line_probs = self.line_model.probabilities([v for v, _ in views])
+            digits = [
+                self._with_line_model(row, line, probs, geometry, im, min_confidence)
+                for row, (line, _, _), (_, geometry), probs in zip(
+                    digits, found_lines, views, line_probs, strict=True
+                )
+            ]
         found = [d for row in digits for d in row]
         # a filled shape reads as a 0 (hollowed by background correction) or as
         # 11 (a rectangle's sides): no digit, as read_digit says
@@ -238,6 +278,85 @@ class Reader:
             if all(pre.on_blob(shape, d.box, d.image) for d in found):
                 return NumberResult([], [], "not a digit (a solid blob)")
         return NumberResult(["".join(d.text for d in row) for row in digits], digits)
+
+    def _with_line_model(
+        self,
+        row: list[DigitResult],
+        line: list[seg.Piece],
+        probs: np.ndarray,
+        geometry: Geometry,
+        im: pre.InkMap,
+        min_confidence: float | None,
+    ) -> list[DigitResult]:
+        """One line's digits as the digit classifier and the line model read them together.
+
+        When both find as many digits, each digit's probabilities become the
+        normalised product of the classifier's and the line model's (at the
+        step where it reads that digit best), the latter raised to the line
+        model's ``same_weight``. When they disagree on how many digits there
+        are, the reading with the higher joint score wins: the classifier's
+        own reading scores its log-probability plus ``count_weight`` times its
+        log-probability under the line model; the line model's reading scores
+        ``count_weight`` times its own, plus ``count_penalty`` per digit of
+        difference. The three weights are the line model's (its card's
+        ``fusion``, chosen on development sets; see LineModel).
+        """
+        fusion = self.line_model.fusion
+        text, _, steps = decode(probs)
+        ours = "".join(str(int(np.argmax(d.probabilities))) for d in row)
+        digit_probs = probs[:, :BLANK]
+        per_step = digit_probs / np.clip(digit_probs.sum(axis=1, keepdims=True), 1e-9, None)
+        if len(text) == len(row):
+            out = []
+            for d, t in zip(row, steps, strict=True):
+                fused = np.log(np.clip(d.probabilities, 1e-6, 1.0))
+                fused += fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
+                fused = np.exp(fused - fused.max())
+                gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
+                out.append(self._result(d.image, fused / fused.sum(), d.box, gate, min_confidence))
+            return out
+        ours_score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in row)
+        weight = fusion["count_weight"]
+        ours_score += weight * np.log(max(string_probability(probs, ours), 1e-30))
+        theirs_score = weight * np.log(max(string_probability(probs, text), 1e-30))
+        theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
+        if ours_score >= theirs_score or not text:
+            return row
+        return self._line_digits(line, steps, per_step, geometry, im, min_confidence)
+
+    def _line_digits(
+        self,
+        line: list[seg.Piece],
+        steps: list[int],
+        per_step: np.ndarray,
+        geometry: Geometry,
+        im: pre.InkMap,
+        min_confidence: float | None,
+    ) -> list[DigitResult]:
+        """Digits where the line model reads them: boxes between its steps' midpoints."""
+        xs = [geometry.x0 + (t * STEP + STEP / 2) / geometry.scale for t in steps]
+        x_lo = max(0.0, geometry.x0)
+        x_hi = min(float(im.ink.shape[1]), geometry.x0 + geometry.columns / geometry.scale)
+        y_lo = min(p.y for p in line)
+        y_hi = max(p.y + p.h for p in line)
+        half = 0.5 * seg.digit_height(line) * 0.7  # half a typical digit's width
+        out = []
+        for i, (x, t) in enumerate(zip(xs, steps, strict=True)):
+            a = (xs[i - 1] + x) / 2 if i else x - half
+            b = (x + xs[i + 1]) / 2 if i + 1 < len(xs) else x + half
+            a, b = int(max(x_lo, round(a))), int(min(x_hi, round(b)))
+            b = max(b, a + 1)
+            near = [p for p in line if p.x < b and p.x + p.w > a]
+            y0 = min((p.y for p in near), default=y_lo)
+            y1 = max((p.y + p.h for p in near), default=y_hi)
+            mask = np.zeros((y1 - y0, b - a), bool)
+            for p in near:
+                xa, xb = max(a, p.x), min(b, p.x + p.w)
+                mask[p.y - y0 : p.y - y0 + p.h, xa - a : xb - a] |= p.mask[:, xa - p.x : xb - p.x]
+            image = pre.to_mnist(im.ink[y0:y1, a:b], mask if mask.any() else None)
+            box = pre.to_original((a, y0, b - a, y1 - y0), im.scale)
+            out.append(self._result(image, per_step[t], box, None, min_confidence))
+        return out
 
     def read(self, image: pre.ImageLike, mode: str = "auto") -> DigitResult | NumberResult:
         """``digit``, ``number``, or ``auto``: a number if more than one digit is found."""
@@ -253,6 +372,21 @@ class Reader:
         if not result.digits:
             return self.read_digit(image)
         return result
+
+
+def shipped_line_model(model: str | os.PathLike[str] | None) -> Path | bool:
+    """The shipped line model that goes with digit model ``model``, or False if none is shipped.
+
+    A shipped digit model (``checks``) has its own line model when one is
+    shipped in its folder (``checks/line``); any other model gets the default.
+    """
+    name = str(model) if model is not None else ""
+    if name in SHIPPED_MODELS and not Path(name).exists():
+        own = shipped_model_path(folder=f"{SHIPPED_MODELS[name]}/{LINE_DIR}")
+        if own.is_file():
+            return own
+    shipped = shipped_model_path(folder=LINE_DIR)
+    return shipped if shipped.is_file() else False
 
 
 def not_a_digit(digit: np.ndarray) -> str | None:
