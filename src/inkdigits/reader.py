@@ -344,8 +344,8 @@ class Reader:
         for i, (x, t) in enumerate(zip(xs, steps, strict=True)):
             a = (xs[i - 1] + x) / 2 if i else x - half
             b = (x + xs[i + 1]) / 2 if i + 1 < len(xs) else x + half
-            a, b = int(max(x_lo, round(a))), int(min(x_hi, round(b)))
-            b = max(b, a + 1)
+            a = int(min(max(x_lo, round(a)), im.ink.shape[1] - 1))
+            b = max(int(min(x_hi, round(b))), a + 1)
             near = [p for p in line if p.x < b and p.x + p.w > a]
             y0 = min((p.y for p in near), default=y_lo)
             y1 = max((p.y + p.h for p in near), default=y_hi)
