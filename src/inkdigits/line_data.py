@@ -96,7 +96,10 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     index = dataset / BOXES_FILE
     if not index.is_file():
         raise DataError(f"{dataset}: no {BOXES_FILE} (one entry per image with digit boxes)")
-    entries = json.loads(index.read_text())
+    try:
+        entries = json.loads(index.read_text())
+    except ValueError as exc:
+        raise DataError(f"{index}: not valid JSON ({exc})") from None
     views, texts = [], []
     for name, entry in sorted(entries.items()):
         if held_out(name):
@@ -113,18 +116,21 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
         best, most = None, 0
         lines = seg.find_lines(mask, im.ink, threshold)
-        for line in lines:
+        for i, line in enumerate(lines):
             x0 = min(p.x for p in line)
             x1 = max(p.x + p.w for p in line)
             y0 = min(p.y for p in line)
             y1 = max(p.y + p.h for p in line)
             inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
             if inside > most:
-                best, most = line, inside
+                best, most = i, inside
         if best is None or most < len(centres):
             continue
-        views.append(line_view(im.ink, best, others_of(lines, lines.index(best)))[0])
-        texts.append("".join(str(int(d["digit"])) for d in digits))
+        label = "".join(str(int(d["digit"])) for d in digits)
+        if not label.isdigit() or len(label) != len(digits):
+            raise DataError(f"{name}: digit labels must be 0-9, got {label!r}")
+        views.append(line_view(im.ink, lines[best], others_of(lines, best))[0])
+        texts.append(label)
     return views, texts
 
 

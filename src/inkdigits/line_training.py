@@ -182,7 +182,7 @@ def train(
     x, widths, labels, files = load_lines(list(data))
     if val is not None:
         xv, wv, lv, _ = load_lines([val])
-    else:  # a fixed 4% of each file's lines, by position, before any repeating
+    else:  # every 25th line (4%), taken before any repeating
         held = np.arange(len(x)) % 25 == 0
         xv, wv, lv = x[held], widths[held], labels[held]
         x, widths, labels, files = x[~held], widths[~held], labels[~held], files[~held]
