@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,11 @@ def held_out(name: str) -> bool:
     return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10 < 3
 
 
-def crops_from_boxes(
+def boxes_images(
     dataset: str | Path, include_held_out: bool = False
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images uint8 (N, 28, 28), labels (N,), source files) from a boxes dataset."""
+) -> Iterator[tuple[str, dict[str, Any], pre.InkMap]]:
+    """(file name, its boxes.json entry, its ink map) for each image of a boxes dataset
+    that has digit boxes, sorted by name, the held-out 30% left out unless asked for."""
     dataset = Path(dataset)
     index = dataset / BOXES_FILE
     if not index.is_file():
@@ -55,16 +56,24 @@ def crops_from_boxes(
         entries = json.loads(index.read_text())
     except ValueError as exc:
         raise DataError(f"{index}: not valid JSON ({exc})") from None
-    images, labels, files = [], [], []
     for name, entry in sorted(entries.items()):
-        if held_out(name) and not include_held_out:
+        if (held_out(name) and not include_held_out) or not entry.get("digits"):
             continue
         try:
             im = pre.ink_map(pre.load_image(dataset / name))
         except pre.ImageError as exc:
             raise DataError(f"{dataset / name}: {exc}") from None
+        yield name, entry, im
+
+
+def crops_from_boxes(
+    dataset: str | Path, include_held_out: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images uint8 (N, 28, 28), labels (N,), source files) from a boxes dataset."""
+    images, labels, files = [], [], []
+    for name, entry, im in boxes_images(dataset, include_held_out):
         mask, _ = pre.binarize(im.ink)
-        for d in entry.get("digits", []):
+        for d in entry["digits"]:
             label = int(d["digit"])
             if not 0 <= label <= 9:
                 raise DataError(f"{name}: digit label {label} is not 0-9")

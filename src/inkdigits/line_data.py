@@ -13,7 +13,6 @@ MNIST *test* digits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from . import preprocessing as pre
 from . import segmentation as seg
 from . import synth
 from .errors import DataError
-from .extra import BOXES_FILE, held_out, in_chunks
+from .extra import boxes_images, in_chunks
 from .lines import LINE_HEIGHT, line_view, others_of
 
 RENDER_TALLEST = 120  # px: the tallest digits rendered for training
@@ -92,26 +91,10 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     Reader finds as several lines gives the line holding most of its digit
     boxes' centres; one where that line misses any of them is left out.
     """
-    dataset = Path(dataset)
-    index = dataset / BOXES_FILE
-    if not index.is_file():
-        raise DataError(f"{dataset}: no {BOXES_FILE} (one entry per image with digit boxes)")
-    try:
-        entries = json.loads(index.read_text())
-    except ValueError as exc:
-        raise DataError(f"{index}: not valid JSON ({exc})") from None
     views, texts = [], []
-    for name, entry in sorted(entries.items()):
-        if held_out(name):
-            continue
-        boxes = [d["box_xywh"] for d in entry.get("digits", [])]
-        if not boxes:
-            continue
+    for name, entry, im in boxes_images(dataset):
+        boxes = [d["box_xywh"] for d in entry["digits"]]
         digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
-        try:
-            im = pre.ink_map(pre.load_image(dataset / name))
-        except pre.ImageError as exc:
-            raise DataError(f"{dataset / name}: {exc}") from None
         mask, threshold = pre.binarize(im.ink)
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
         best, most = None, 0

@@ -233,13 +233,13 @@ class Reader:
         im = pre.ink_map(rgb)
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
-        found_lines = []  # (the line as found, its digits, the other lines' pieces)
+        found_lines = []  # (the line's index among those found, its digits)
         raw_lines = seg.find_lines(mask, im.ink, threshold)
         for i, line in enumerate(raw_lines):
             digits_found = seg.digits_of_line(line, im.ink, self.classify, pre.to_mnist, whole)
             if digits_found:
-                found_lines.append((line, digits_found, others_of(raw_lines, i)))
-        lines = [d for _, d, _ in found_lines]
+                found_lines.append((i, digits_found))
+        lines = [d for _, d in found_lines]
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
         pieces = [p for line in lines for p in line]
@@ -262,11 +262,13 @@ class Reader:
                 k += 1
             digits.append(row)
         if self.line_model is not None:
-            views = [line_view(im.ink, line, others) for line, _, others in found_lines]
+            views = [
+                line_view(im.ink, raw_lines[i], others_of(raw_lines, i)) for i, _ in found_lines
+            ]
             line_probs = self.line_model.probabilities([v for v, _ in views])
             digits = [
-                self._with_line_model(row, line, probs, geometry, im, min_confidence)
-                for row, (line, _, _), (_, geometry), probs in zip(
+                self._with_line_model(row, raw_lines[i], probs, geometry, im, min_confidence)
+                for row, (i, _), (_, geometry), probs in zip(
                     digits, found_lines, views, line_probs, strict=True
                 )
             ]
