@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from inkdigits import synth
-from inkdigits.reader import Reader
+from inkdigits.reader import Reader, shipped_line_model
 
 CLEAN = dict(background="white", dark=False, spacing="spaced", punctuation=False, rotation=0.0,
              blur=0.0, noise=2.0, jpeg=0, stroke=0.0, height=60)  # fmt: skip
@@ -364,6 +364,25 @@ def test_read_glob_and_predict(run_cli, folder):
     assert code == 0 and ": 7  confidence" in out
     code, out, _ = run_cli("predict", "--image", d / "a_seven.png")
     assert code == 0 and out.strip().endswith("%") and ": 7  confidence" in out
+
+
+def test_read_line_model_option(run_cli, folder, monkeypatch):
+    d, label = folder
+    used = []
+    original = Reader.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        used.append(self.line_model and self.line_model.path)
+
+    monkeypatch.setattr(Reader, "__init__", spy)
+    shipped = shipped_line_model(None)
+    for choice in ("none", shipped):
+        code, out, _ = run_cli("read", d / "b_number.jpg", "--line-model", choice)
+        assert code == 0 and out.startswith(f"{d / 'b_number.jpg'}: {label}  confidence")
+    assert used == [None, shipped]
+    code, _, err = run_cli("read", d / "b_number.jpg", "--line-model", d / "nowhere.onnx")
+    assert code == 1 and "line model file not found" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -420,7 +420,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     from .reader import Reader
 
     tune_memory()
-    reader = Reader(args.model, min_confidence=args.min_confidence)
+    line_model = {None: None, "none": False}.get(args.line_model, args.line_model)
+    reader = Reader(args.model, min_confidence=args.min_confidence, line_model=line_model)
     files = expand_inputs(args.inputs)
     if not files:
         raise InkdigitsError("no images found in " + " ".join(args.inputs))
@@ -495,6 +496,13 @@ def _read_options(p: argparse.ArgumentParser, default_mode: str) -> None:
         "--model",
         help="an .onnx model with its card.json, or `checks`: the shipped model tuned on "
         "check amounts (default: the shipped model)",
+    )
+    p.add_argument(
+        "--line-model",
+        metavar="ONNX|none",
+        help="the line model that also reads each line of a number whole (an .onnx from "
+        "`inkdigits train-line`), or `none` to read digit by digit only (default: the one "
+        "shipped with --model)",
     )
 
 
