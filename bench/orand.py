@@ -5,7 +5,7 @@
 The labels count digits only; the punctuation and dashes on the checks must be
 ignored by the reader. The "unseen" part is a fixed 30% of the files (by a hash
 of the file name) that fine-tuning must never use; its figure is reported
-separately.
+separately, with what rejecting the amounts read below a confidence buys there.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from realworld import rejection_table  # bench/realworld.py, beside this script
 
 from inkdigits.extra import held_out as unseen
 from inkdigits.reader import Reader
@@ -34,15 +35,17 @@ def main() -> None:
     rows = list(csv.DictReader(open(args.dir / "labels.csv")))
     reader = Reader(args.model, min_confidence=0.0)
     results = {"all": [], "unseen": []}
-    fails, seconds = [], []
+    fails, seconds, conf = [], [], []
     for row in rows:
         t = time.perf_counter()
-        got = reader.read_number(args.dir / row["file"]).number.replace("\n", "")
+        r = reader.read_number(args.dir / row["file"])
         seconds.append(time.perf_counter() - t)
+        got = r.number.replace("\n", "")
         ok = got == row["label"]
         results["all"].append(ok)
         if unseen(row["file"]):
             results["unseen"].append(ok)
+            conf.append(r.confidence)
         if not ok:
             fails.append((row["file"], row["label"], got))
     for part, oks in results.items():
@@ -50,6 +53,9 @@ def main() -> None:
             f"ORAND-CAR-A dev, {part:6s}: {100 * np.mean(oks):.2f}% exact ({sum(oks)}/{len(oks)})"
         )
     print(f"median {np.median(seconds) * 1e3:.1f} ms per image")
+    print("\nrejection (unseen part): threshold, share rejected, error rate on the rest")
+    for t, rej, err in rejection_table(np.array(conf), np.array(results["unseen"])):
+        print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
     for f, want, got in fails[: args.show]:
         print(f"  {f}: {want} -> {got}")
 

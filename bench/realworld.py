@@ -8,8 +8,8 @@ rotation, blur, JPEG, noise, spacing from spaced to touching, punctuation.
     python bench/realworld.py [--digits 2000] [--numbers 500] [--seed 2026] [--model PATH]
 
 Prints single-digit accuracy, whole-number exact match, a breakdown by
-condition, and the rejection table (what share of digits set aside as unsure
-buys what error rate on the rest).
+condition, and the rejection tables (what share of digits, and of numbers,
+set aside as unsure buys what error rate on the rest).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main() -> None:
             f"(median {np.median(seconds) * 1e3:.1f} ms per image)"
         )
 
-    n_ok, n_total, failures, nsec = 0, 0, [], []
+    n_ok, n_total, failures, nsec, nconf, ncorrect = 0, 0, [], [], [], []
     for s in synth.dataset(args.seed + 1, args.numbers, mnist.test_images, mnist.test_labels, True):
         t = time.perf_counter()
         r = reader.read_number(s.image)
@@ -86,6 +86,8 @@ def main() -> None:
         ok = r.number == s.label
         n_ok += ok
         n_total += 1
+        nconf.append(r.confidence)
+        ncorrect.append(ok)
         for key in ("background", "spacing", "punctuation"):
             by[f"number {key}={s.spec[key]}"][0] += ok
             by[f"number {key}={s.spec[key]}"][1] += 1
@@ -103,6 +105,10 @@ def main() -> None:
     if len(correct_a):
         print("\nrejection (single digits): threshold, share rejected, error rate on the rest")
         for t, rej, err in rejection_table(conf_a, correct_a):
+            print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
+    if n_total:
+        print("\nrejection (numbers): threshold, share rejected, error rate on the rest")
+        for t, rej, err in rejection_table(np.array(nconf), np.array(ncorrect)):
             print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
     for label, got, spec in failures[: args.show_failures]:
         spec = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in spec.items()

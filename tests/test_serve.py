@@ -20,7 +20,7 @@ from inkdigits.errors import ConfigError  # noqa: E402
 from inkdigits.serve import ServeSettings, create_app, sniff_image_type  # noqa: E402
 
 DIGIT_FIELDS = {"digit", "confidence", "probabilities", "box", "reason"}
-NUMBER_FIELDS = {"number", "lines", "confidence", "digits", "reason"}
+NUMBER_FIELDS = {"number", "lines", "confidence", "digits", "count_confidences", "reason"}
 LIMITS = dict(max_upload_bytes=300_000, max_pixels=1_000_000, max_batch=4)
 
 

@@ -89,6 +89,9 @@ class NumberResult:
     lines: list[str]  # one string per line, top to bottom; '?' for an unknown digit
     digits: list[list[DigitResult]]  # per line, left to right
     reason: str | None = None  # set when no digit was found at all
+    # per line, the probability that it has as many digits as read: below 1
+    # when the digit classifier and the line model count differently
+    count_confidences: list[float] = field(default_factory=list)
 
     @property
     def number(self) -> str:
@@ -102,9 +105,10 @@ class NumberResult:
 
     @property
     def confidence(self) -> float:
-        """Probability that every digit is right: the product of the digit confidences."""
+        """Probability that the number is right: the product of the digit confidences
+        and of the lines' count confidences."""
         confs = [d.confidence for line in self.digits for d in line]
-        return float(np.prod(confs)) if confs else 0.0
+        return float(np.prod(confs) * np.prod(self.count_confidences)) if confs else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +116,7 @@ class NumberResult:
             "lines": self.lines,
             "confidence": round(self.confidence, 6),
             "digits": [[d.to_dict() for d in line] for line in self.digits],
+            "count_confidences": [round(c, 6) for c in self.count_confidences],
             "reason": self.reason,
         }
 
@@ -261,17 +266,20 @@ class Reader:
                 )
                 k += 1
             digits.append(row)
+        counts = [1.0] * len(digits)
         if self.line_model is not None:
             views = [
                 line_view(im.ink, raw_lines[i], others_of(raw_lines, i)) for i, _ in found_lines
             ]
             line_probs = self.line_model.probabilities([v for v, _ in views])
-            digits = [
+            fused = [
                 self._with_line_model(row, raw_lines[i], probs, geometry, im, min_confidence)
                 for row, (i, _), (_, geometry), probs in zip(
                     digits, found_lines, views, line_probs, strict=True
                 )
             ]
+            digits = [row for row, _ in fused]
+            counts = [count for _, count in fused]
         found = [d for row in digits for d in row]
         # a filled shape reads as a 0 (hollowed by background correction) or as
         # 11 (a rectangle's sides): no digit, as read_digit says
@@ -279,7 +287,7 @@ class Reader:
             shape = pre.blob_shape(rgb)  # the image's one blob, if any: found once
             if all(pre.on_blob(shape, d.box, d.image) for d in found):
                 return NumberResult([], [], "not a digit (a solid blob)")
-        return NumberResult(["".join(d.text for d in row) for row in digits], digits)
+        return NumberResult(["".join(d.text for d in row) for row in digits], digits, None, counts)
 
     def _with_line_model(
         self,
@@ -289,8 +297,9 @@ class Reader:
         geometry: Geometry,
         im: pre.InkMap,
         min_confidence: float | None,
-    ) -> list[DigitResult]:
-        """One line's digits as the digit classifier and the line model read them together.
+    ) -> tuple[list[DigitResult], float]:
+        """One line's digits as the digit classifier and the line model read them together,
+        and the probability that the line has as many digits as that.
 
         When both find as many digits, each digit's probabilities become the
         normalised product of the classifier's and the line model's (at the
@@ -300,8 +309,18 @@ class Reader:
         own reading scores its log-probability plus ``count_weight`` times its
         log-probability under the line model; the line model's reading scores
         ``count_weight`` times its own, plus ``count_penalty`` per digit of
-        difference. The three weights are the line model's (its card's
+        difference. On a line whose digits are far from equally tall (the
+        tallest over ``uneven_heights`` times the median), unlike the numbers
+        the line model learned from, ``uneven_count_weight`` replaces
+        ``count_weight``. The weights are the line model's (its card's
         ``fusion``, chosen on development sets; see LineModel).
+
+        The confidences are calibrated on development lines: the fused
+        log-probabilities (and the line model's own, when its reading wins)
+        are divided by ``temperature``; when the two models count differently,
+        the line's count is taken to be right with probability
+        ``count_confidence`` whichever reading wins, and when they count
+        alike, with probability 1.
         """
         fusion = self.line_model.fusion
         text, _, steps = decode(probs)
@@ -313,18 +332,23 @@ class Reader:
             for d, t in zip(row, steps, strict=True):
                 fused = np.log(np.clip(d.probabilities, 1e-6, 1.0))
                 fused += fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
-                fused = np.exp(fused - fused.max())
+                fused = np.exp((fused - fused.max()) / fusion["temperature"])
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
                 out.append(self._result(d.image, fused / fused.sum(), d.box, gate, min_confidence))
-            return out
+            return out, 1.0
         ours_score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in row)
-        weight = fusion["count_weight"]
+        heights = [d.box[3] for d in row if d.box is not None]
+        uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
+        weight = fusion["uneven_count_weight" if uneven else "count_weight"]
         ours_score += weight * np.log(max(string_probability(probs, ours), 1e-30))
         theirs_score = weight * np.log(max(string_probability(probs, text), 1e-30))
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
         if ours_score >= theirs_score or not text:
-            return row
-        return self._line_digits(line, steps, per_step, geometry, im, min_confidence)
+            return row, fusion["count_confidence"]
+        tempered = np.clip(per_step, 1e-12, None) ** (1.0 / fusion["temperature"])
+        tempered /= tempered.sum(axis=1, keepdims=True)
+        digits = self._line_digits(line, steps, tempered, geometry, im, min_confidence)
+        return digits, fusion["count_confidence"]
 
     def _line_digits(
         self,
