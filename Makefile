@@ -128,9 +128,9 @@ train-whole: $(VENV)/.all
 	if [ -f $(WHOLE_OUT)/model-int8.onnx ]; then cp $(WHOLE_OUT)/model-int8.onnx $(WHOLE_DIR)/; fi
 	@echo "shipped $(WHOLE_OUT)/model.onnx -> $(WHOLE_DIR)/"
 
-# Retrain the line model (about 2 hours on two cores: 40 minutes to render
+# Retrain the line model (about 100 minutes on two cores: 40 to render
 # 100,000 numbers of MNIST training digits in two seeded halves and find them as
-# the Reader does, 65 to train), then ship it.
+# the Reader does, 60 to train), then ship it.
 LINE_DATA := $(TRAIN_DIR)/lines-s1.npz $(TRAIN_DIR)/lines-s2.npz
 LINE_DIR := src/inkdigits/weights/line
 
