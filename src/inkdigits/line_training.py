@@ -8,8 +8,9 @@ per step the ten digits and the CTC blank. It is fully convolutional: any
 width is read. Training pads each batch on the right to a multiple of
 PAD_TO columns; reading pads each line the same way (``LineModel``).
 
-    inkdigits line-data --count 50000 --seed 1 --out runs/line/lines-s1.npz
-    inkdigits train-line --data runs/line/lines-s1.npz --out runs/line/model
+    inkdigits line-data --count 50000 --seed 1 --out runs/train/lines-s1.npz
+    inkdigits line-data --count 50000 --seed 2 --out runs/train/lines-s2.npz
+    inkdigits train-line --data runs/train/lines-s*.npz --epochs 10 --out runs/train/line
 """
 
 from __future__ import annotations
