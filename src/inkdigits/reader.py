@@ -238,12 +238,11 @@ class Reader:
         im = pre.ink_map(rgb)
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
-        found_lines = []  # (the line's index among those found, its digits)
-        raw_lines = seg.find_lines(mask, im.ink, threshold)
-        for i, line in enumerate(raw_lines):
-            digits_found = seg.digits_of_line(line, im.ink, self.classify, pre.to_mnist, whole)
-            if digits_found:
-                found_lines.append((i, digits_found))
+        # the lines as found (the line model sees them whole) and, for those
+        # with digits, the line's index and its digit pieces
+        raw_lines, found_lines = seg.find_digits(
+            mask, im.ink, self.classify, pre.to_mnist, whole, threshold
+        )
         lines = [d for _, d in found_lines]
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")

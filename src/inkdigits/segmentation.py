@@ -641,10 +641,14 @@ def find_digits(
     to_mnist: Callable,
     whole: Whole | None = None,
     threshold: float | None = None,
-) -> list[list[Piece]]:
-    """Everything above, in order: lines of digit pieces, top to bottom, left to right."""
-    lines = [
-        digits_of_line(line, ink, classify, to_mnist, whole)
-        for line in find_lines(mask, ink, threshold)
-    ]
-    return [line for line in lines if line]
+) -> tuple[list[list[Piece]], list[tuple[int, list[Piece]]]]:
+    """Everything above, in order: the lines of :func:`find_lines` as found, and for
+    each that holds digits, its index among them and its digit pieces (top to
+    bottom, left to right)."""
+    lines = find_lines(mask, ink, threshold)
+    found = []
+    for i, line in enumerate(lines):
+        digits = digits_of_line(line, ink, classify, to_mnist, whole)
+        if digits:
+            found.append((i, digits))
+    return lines, found
