@@ -286,7 +286,8 @@ class Reader:
             shape = pre.blob_shape(rgb)  # the image's one blob, if any: found once
             if all(pre.on_blob(shape, d.box, d.image) for d in found):
                 return NumberResult([], [], "not a digit (a solid blob)")
-        return NumberResult(["".join(d.text for d in row) for row in digits], digits, None, counts)
+        lines_read = ["".join(d.text for d in row) for row in digits]
+        return NumberResult(lines_read, digits, count_confidences=counts)
 
     def _with_line_model(
         self,
@@ -322,8 +323,13 @@ class Reader:
         alike, with probability 1.
         """
         fusion = self.line_model.fusion
+
+        def tempered(log_probs: np.ndarray) -> np.ndarray:
+            """Probabilities from log-probabilities (last axis) divided by the temperature."""
+            p = np.exp((log_probs - log_probs.max(axis=-1, keepdims=True)) / fusion["temperature"])
+            return p / p.sum(axis=-1, keepdims=True)
+
         text, _, steps = decode(probs)
-        ours = "".join(str(int(np.argmax(d.probabilities))) for d in row)
         digit_probs = probs[:, :BLANK]
         per_step = digit_probs / np.clip(digit_probs.sum(axis=1, keepdims=True), 1e-9, None)
         if len(text) == len(row):
@@ -331,10 +337,10 @@ class Reader:
             for d, t in zip(row, steps, strict=True):
                 fused = np.log(np.clip(d.probabilities, 1e-6, 1.0))
                 fused += fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
-                fused = np.exp((fused - fused.max()) / fusion["temperature"])
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
-                out.append(self._result(d.image, fused / fused.sum(), d.box, gate, min_confidence))
+                out.append(self._result(d.image, tempered(fused), d.box, gate, min_confidence))
             return out, 1.0
+        ours = "".join(str(int(np.argmax(d.probabilities))) for d in row)
         ours_score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in row)
         heights = [d.box[3] for d in row if d.box is not None]
         uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
@@ -344,9 +350,8 @@ class Reader:
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
         if ours_score >= theirs_score or not text:
             return row, fusion["count_confidence"]
-        tempered = np.clip(per_step, 1e-12, None) ** (1.0 / fusion["temperature"])
-        tempered /= tempered.sum(axis=1, keepdims=True)
-        digits = self._line_digits(line, steps, tempered, geometry, im, min_confidence)
+        theirs = tempered(np.log(np.clip(per_step, 1e-12, None)))
+        digits = self._line_digits(line, steps, theirs, geometry, im, min_confidence)
         return digits, fusion["count_confidence"]
 
     def _line_digits(
