@@ -33,6 +33,22 @@ def test_crops_follow_the_boxes_and_skip_the_held_out_images(boxes_dataset):
     assert len(everything) == 15
 
 
+@pytest.mark.parametrize("bad", ["x", 12, None])
+def test_a_boxes_label_that_is_no_digit_is_a_clear_error(boxes_dataset, bad):
+    import json
+
+    from inkdigits.line_data import lines_from_boxes
+
+    root, _ = boxes_dataset
+    entries = json.loads((root / "boxes.json").read_text())
+    first = sorted(n for n in entries if not extra.held_out(n))[0]
+    entries[first]["digits"][1]["digit"] = bad
+    (root / "boxes.json").write_text(json.dumps(entries))
+    for make in (extra.crops_from_boxes, lines_from_boxes):
+        with pytest.raises(DataError, match=f"{first}: digit label {bad!r} is not 0-9"):
+            make(root)
+
+
 def test_crops_round_trip_and_bad_files(tmp_path):
     images = np.zeros((3, 28, 28), np.uint8)
     labels = np.array([1, 2, 3], np.uint8)

@@ -47,7 +47,9 @@ def boxes_images(
     dataset: str | Path, include_held_out: bool = False
 ) -> Iterator[tuple[str, dict[str, Any], pre.InkMap]]:
     """(file name, its boxes.json entry, its ink map) for each image of a boxes dataset
-    that has digit boxes, sorted by name, the held-out 30% left out unless asked for."""
+    that has digit boxes, sorted by name, the held-out 30% left out unless asked for.
+
+    Every digit's ``digit`` is checked and given as an int 0-9."""
     dataset = Path(dataset)
     index = dataset / BOXES_FILE
     if not index.is_file():
@@ -59,11 +61,25 @@ def boxes_images(
     for name, entry in sorted(entries.items()):
         if (held_out(name) and not include_held_out) or not entry.get("digits"):
             continue
+        for d in entry["digits"]:
+            d["digit"] = _digit_label(name, d)
         try:
             im = pre.ink_map(pre.load_image(dataset / name))
         except pre.ImageError as exc:
             raise DataError(f"{dataset / name}: {exc}") from None
         yield name, entry, im
+
+
+def _digit_label(name: str, digit: dict[str, Any]) -> int:
+    """A boxes.json digit's label as an int, or a DataError if it is not 0-9."""
+    label = digit.get("digit")
+    try:
+        value = int(label)
+    except (TypeError, ValueError):
+        value = -1
+    if not 0 <= value <= 9:
+        raise DataError(f"{name}: digit label {label!r} is not 0-9")
+    return value
 
 
 def crops_from_boxes(
@@ -74,9 +90,7 @@ def crops_from_boxes(
     for name, entry, im in boxes_images(dataset, include_held_out):
         mask, _ = pre.binarize(im.ink)
         for d in entry["digits"]:
-            label = int(d["digit"])
-            if not 0 <= label <= 9:
-                raise DataError(f"{name}: digit label {label} is not 0-9")
+            label = d["digit"]
             x, y, w, h = (int(round(v * im.scale)) for v in d["box_xywh"])
             x, y = max(0, x), max(0, y)
             crop_mask = mask[y : y + h, x : x + w]

@@ -22,7 +22,6 @@ import numpy as np
 from . import preprocessing as pre
 from . import segmentation as seg
 from . import synth
-from .errors import DataError
 from .extra import boxes_images, in_chunks
 from .lines import LINE_HEIGHT, line_view, others_of
 
@@ -92,7 +91,7 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     boxes' centres; one where that line misses any of them is left out.
     """
     views, texts = [], []
-    for name, entry, im in boxes_images(dataset):
+    for _, entry, im in boxes_images(dataset):
         boxes = [d["box_xywh"] for d in entry["digits"]]
         digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
         mask, threshold = pre.binarize(im.ink)
@@ -109,9 +108,7 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
                 best, most = i, inside
         if best is None or most < len(centres):
             continue
-        label = "".join(str(int(d["digit"])) for d in digits)
-        if not label.isdigit() or len(label) != len(digits):
-            raise DataError(f"{name}: digit labels must be 0-9, got {label!r}")
+        label = "".join(str(d["digit"]) for d in digits)
         views.append(line_view(im.ink, lines[best], others_of(lines, best))[0])
         texts.append(label)
     return views, texts
