@@ -312,6 +312,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """
     from . import data, evaluation, report
 
+    if not args.compare:  # a wrong or broken model is reported before MNIST is loaded
+        pred = evaluation.load_predictor(args.model)
+        members = [evaluation.load_predictor(p) for p in args.ensemble or []]
     mnist = data.load_mnist(args.data_dir)
     splits = mnist.split()
     out = Path(args.out)
@@ -325,8 +328,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"written {out / 'compare.md'} and {out / 'compare.csv'}")
         return 0
 
-    pred = evaluation.load_predictor(args.model)
-    members = [evaluation.load_predictor(p) for p in args.ensemble or []]
     if args.split == "test":
         images, labels, val = splits.x_test, splits.y_test, (splits.x_val, splits.y_val)
     else:  # evaluating on validation: never fit the temperature on the same digits
