@@ -19,7 +19,7 @@ import numpy as np
 from realworld import rejection_table  # bench/realworld.py, beside this script
 
 from inkdigits.extra import held_out as unseen
-from inkdigits.reader import Reader
+from inkdigits.reader import Reader, line_model_option
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "orand-car-a-dev"
 
@@ -31,9 +31,12 @@ def main() -> None:
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     p.add_argument("--model", default=None)
     p.add_argument("--show", type=int, default=0, help="print N failures")
+    p.add_argument(
+        "--line-model", default=None, help="an .onnx line model, or `none` (default: the model's)"
+    )
     args = p.parse_args()
     rows = list(csv.DictReader(open(args.dir / "labels.csv")))
-    reader = Reader(args.model, min_confidence=0.0)
+    reader = Reader(args.model, min_confidence=0.0, line_model=line_model_option(args.line_model))
     results = {"all": [], "unseen": []}
     fails, seconds, conf = [], [], []
     for row in rows:

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from inkdigits import data, synth
-from inkdigits.reader import Reader
+from inkdigits.reader import Reader, line_model_option
 
 
 def rejection_table(conf: np.ndarray, correct: np.ndarray) -> list[tuple[float, float, float]]:
@@ -44,9 +44,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--model", default=None)
     p.add_argument("--show-failures", type=int, default=0, help="print the spec of N failures")
+    p.add_argument(
+        "--line-model", default=None, help="an .onnx line model, or `none` (default: the model's)"
+    )
     args = p.parse_args()
     mnist = data.load_mnist()
-    reader = Reader(args.model, min_confidence=0.0)  # accuracy without rejection; table below
+    reader = Reader(
+        args.model, min_confidence=0.0, line_model=line_model_option(args.line_model)
+    )  # accuracy without rejection; table below
 
     by = collections.defaultdict(lambda: [0, 0])
     conf, correct, seconds = [], [], []

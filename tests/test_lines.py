@@ -11,7 +11,8 @@ import pytest
 
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
-from inkdigits.line_data import lines_from_boxes
+from inkdigits import synth
+from inkdigits.line_data import lines_from_boxes, views_of
 from inkdigits.lines import (
     BLANK,
     LINE_HEIGHT,
@@ -117,3 +118,43 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
     assert np.allclose(alone.sum(axis=1), 1.0, atol=1e-5)
     # a line read beside a longer one reads exactly as alone (padding is not neutral)
     assert np.abs(together[0] - alone).max() < 1e-6
+
+
+def test_check_amounts_label_only_their_digits_and_say_where_they_are(mnist):
+    rng = np.random.default_rng(4)
+    images, labels = mnist.test_images, mnist.test_labels
+    seen = set()
+    for _ in range(40):
+        n = int(rng.integers(1, 11))
+        s = synth.render(rng, images, labels, n, height=40, check=True)
+        style = s.spec["check"]
+        seen |= set(style)
+        # the marks ($, ticks, dashes, thousands marks) are drawn but not labelled
+        assert s.label == "".join(str(labels[i]) for i in s.spec["mnist_test_indices"])
+        assert len(s.label) == n == len(s.spec["digit_x"])
+        assert s.label.endswith("0" * style.get("zeros", 0))
+        assert s.spec["digit_x"] == sorted(s.spec["digit_x"])  # left to right, |angle| <= 10
+        assert 0 < min(s.spec["digit_x"]) and max(s.spec["digit_x"]) < s.image.shape[1]
+    assert seen == {"zeros", "small", "thousands", "tail", "lead"}
+
+
+def test_a_render_whose_digits_the_lines_leave_out_gives_no_view(mnist):
+    rng = np.random.default_rng(0)
+    s = synth.render(rng, mnist.test_images, mnist.test_labels, 3, height=40, check=True,
+                     background="white", rotation=0.0, blur=0.0, noise=0.0, jpeg=0)  # fmt: skip
+    assert len(views_of(s.image, s.spec["digit_x"])) == 1
+    # a digit centre beyond the ink found (a faint small 0 the reader dropped)
+    assert views_of(s.image, [*s.spec["digit_x"], s.image.shape[1] - 2.0]) == []
+
+
+def test_line_data_writes_check_amounts_and_refuses_a_share_outside_0_1(
+    run_cli, tmp_path, mnist_dir
+):
+    out = tmp_path / "checks.npz"
+    args = ["line-data", "--count", "6", "--seed", "1", "--out", out, "--data-dir", mnist_dir]
+    code, stdout, _ = run_cli(*args, "--check", "1")
+    assert code == 0 and "renders found as one line" in stdout
+    with np.load(out) as d:
+        assert len(d["labels"]) >= 4 and all(t.isdigit() for t in d["labels"])
+    code, _, err = run_cli(*args, "--check", "1.5")
+    assert code != 0 and "must lie in [0, 1]" in err

@@ -418,10 +418,10 @@ def cmd_read(args: argparse.Namespace) -> int:
 
     from ._memory import tune_memory
     from .preprocessing import ImageError, load_image
-    from .reader import Reader
+    from .reader import Reader, line_model_option
 
     tune_memory()
-    line_model = {None: None, "none": False}.get(args.line_model, args.line_model)
+    line_model = line_model_option(args.line_model)
     reader = Reader(args.model, min_confidence=args.min_confidence, line_model=line_model)
     files = expand_inputs(args.inputs)
     if not files:
@@ -666,7 +666,13 @@ def cmd_line_data(args: argparse.Namespace) -> int:
         s = load_mnist(args.data_dir).split()
         with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
             views, texts = rendered_lines(
-                s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update
+                s.x_train,
+                s.y_train,
+                args.count,
+                args.seed,
+                args.workers,
+                bar.update,
+                check=args.check,
             )
         what = f"{len(views)} of {args.count} renders found as one line"
     save_lines(args.out, pack(views, texts))
@@ -680,6 +686,14 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=50000, help="renders (default 50000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--boxes", metavar="DIR", help="a boxes dataset's lines instead of renders")
+    p.add_argument(
+        "--check",
+        type=probability,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the renders written as check amounts: trailing 0s, small or raised "
+        "last digits, thousands marks, a dash or '=' after, a '$' before (default 0)",
+    )
     _add_workers_and_data(p)
 
 

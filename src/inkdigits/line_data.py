@@ -14,6 +14,7 @@ MNIST *test* digits.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -29,15 +30,25 @@ RENDER_TALLEST = 120  # px: the tallest digits rendered for training
 WIDEST = 384  # px: views stored this wide at most (wider ones are squeezed)
 
 
-def views_of(rgb: np.ndarray) -> list[np.ndarray]:
-    """The line views of an image, as the reader makes them (top to bottom)."""
+def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.ndarray]:
+    """The line views of an image, as the reader makes them (top to bottom).
+
+    With ``digit_x`` (the digits' centres, in the image's columns), an image
+    whose lines leave any of them out (a faint small digit the reader drops)
+    gives no views.
+    """
     im = pre.ink_map(rgb)
     mask, threshold = pre.binarize(im.ink)
     lines = seg.find_lines(mask, im.ink, threshold)
+    if digit_x is not None:
+        spans = [(min(p.x for p in line), max(p.x + p.w for p in line)) for line in lines]
+        for x in digit_x:
+            if not any(a <= x * im.scale <= b for a, b in spans):
+                return []
     return [line_view(im.ink, line, others_of(lines, i))[0] for i, line in enumerate(lines)]
 
 
-def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]):
+def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int], check: float = 0.0):
     images, labels, seed, chunk, count = args
     cv2.setNumThreads(1)  # one process per core instead
     rng = np.random.default_rng([seed, chunk])
@@ -47,8 +58,12 @@ def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]):
         # heights up to RENDER_TALLEST: a taller render costs 10x as much and is
         # shrunk to TEXT_HEIGHT just the same
         height = int(np.exp(rng.uniform(np.log(15), np.log(RENDER_TALLEST))))
-        sample = synth.render(rng, images, labels, n, height=height)
-        found = views_of(sample.image)
+        if check and rng.random() < check:
+            sample = synth.render(rng, images, labels, n, height=height, check=True)
+            found = views_of(sample.image, sample.spec["digit_x"])
+        else:
+            sample = synth.render(rng, images, labels, n, height=height)
+            found = views_of(sample.image)
         if len(found) == 1:
             views.append(found[0])
             texts.append(sample.label)
@@ -62,12 +77,18 @@ def rendered_lines(
     seed: int,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    check: float = 0.0,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``count`` (view, label) pairs from ``count`` renders of 1-10 digits.
 
-    Reproducible from ``seed`` whatever the number of ``workers``.
+    A share ``check`` of them is written as check amounts (``synth.render``'s
+    ``check``: trailing 0s, small or raised last digits, thousands marks, a
+    dash or '=' after the amount, a '$' before it); of those, a render whose
+    lines leave out any of its digits is dropped. Reproducible from ``seed``
+    whatever the number of ``workers``.
     """
-    parts = in_chunks(_lines_chunk, images, labels, count, seed, workers, progress)
+    fn = partial(_lines_chunk, check=check) if check else _lines_chunk
+    parts = in_chunks(fn, images, labels, count, seed, workers, progress)
     return [v for p in parts for v in p[0]], [t for p in parts for t in p[1]]
 
 

@@ -419,6 +419,12 @@ def shipped_line_model(model: str | os.PathLike[str] | None) -> Path | bool:
     return shipped if shipped.is_file() else False
 
 
+def line_model_option(text: str | None) -> str | bool | None:
+    """A ``--line-model`` option's value as Reader's ``line_model``: None (the
+    digit model's own), False for ``none``, or the path given."""
+    return {None: None, "none": False}.get(text, text)
+
+
 def not_a_digit(digit: np.ndarray) -> str | None:
     """A reason if a preprocessed 28x28 cannot be a digit (a blob, a bare speck), else None."""
     coverage = float((digit > 127).mean())

@@ -31,6 +31,9 @@ from PIL import Image
 BACKGROUNDS = ("white", "photo", "check")
 SPACINGS = ("spaced", "close", "touching")
 PUNCTUATION = (".", ",", "-", "=")
+# written after a check amount so that nothing can be added to it ("30.000.-")
+CHECK_TAILS = ("-", "=", ".-", ",-", "long", "~")
+CHECK_TAIL_P = (0.25, 0.15, 0.15, 0.05, 0.3, 0.1)
 
 
 @dataclass
@@ -93,14 +96,105 @@ def _punct_alpha(mark: str, height: int, rng: np.random.Generator) -> np.ndarray
     return a
 
 
+def _check_mark(mark: str, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A mark written on checks around an amount, at the scale of ``height``-px digits.
+
+    A "long" dash (0.7-2 digits wide, slightly sloped), a "~" (a wavy dash),
+    a "tick" or a "$" (an S with a bar through it).
+    """
+    t = max(2, int(round(_pen(height) * rng.uniform(0.7, 1.3))))
+    if mark in ("long", "~"):
+        w = int(height * rng.uniform(0.7, 2.0))
+        a = np.zeros((int(height * 0.45), w), np.float32)
+        xs = np.arange(2, w - 2)
+        amp = height * rng.uniform(0.04, 0.1) if mark == "~" else 0.0
+        slope = rng.uniform(-0.15, 0.15) * height
+        ys = a.shape[0] / 2 + slope * (xs / w - 0.5) + amp * np.sin(xs / w * rng.uniform(3, 9))
+        pts = np.stack([xs, np.clip(ys, t, a.shape[0] - t)], 1).astype(np.int32)
+        cv2.polylines(a, [pts], False, 1.0, t)
+        return a
+    if mark == "tick":  # a tick before the amount, as on many Chilean checks
+        w = int(height * rng.uniform(0.5, 0.9))
+        a = np.zeros((height, w + 2 * t), np.float32)
+        pts = [(t, int(height * rng.uniform(0.4, 0.7))), (int(w * 0.3) + t, height - t), (w + t, t)]
+        cv2.polylines(a, [np.array(pts, np.int32)], False, 1.0, t)
+        return a
+    # "$": two arcs of an S and a vertical bar through them
+    h = int(height * rng.uniform(0.9, 1.2))
+    w = int(h * rng.uniform(0.45, 0.6))
+    a = np.zeros((h, w + 2 * t), np.float32)
+    cx, r = a.shape[1] // 2, (w // 2, h // 4)
+    cv2.ellipse(a, (cx, h // 4 + t), r, 0, 90, 360, 1.0, t)
+    cv2.ellipse(a, (cx, 3 * h // 4 - t), r, 0, -90, 180, 1.0, t)
+    cv2.line(a, (cx, 0), (cx, h - 1), 1.0, t)
+    return a
+
+
+def _check_style(
+    rng: np.random.Generator,
+    images: np.ndarray,
+    labels: np.ndarray,
+    idx: np.ndarray,
+    height: int,
+    stroke: float,
+) -> tuple[np.ndarray, list[tuple[np.ndarray, str]], dict[str, Any]]:
+    """Digits written as a check amount: the digit indices and glyphs, and what was done.
+
+    Line-model training renders only (``render(..., check=True)``); the
+    benchmark never draws them. Amounts often end in 0s (half of them), the
+    0s or last digits written smaller and sometimes raised (cents), the
+    thousands marked with '.' or ',', a dash, '=' or '.-' after the amount so
+    that nothing can be added, and a '$' or a tick before it.
+    """
+    n = len(idx)
+    idx = idx.copy()
+    spec: dict[str, Any] = {}
+    if n > 1 and rng.random() < 0.5:
+        zeros = np.flatnonzero(labels == 0)
+        z = int(rng.integers(1, min(4, n - 1) + 1))
+        idx[n - z :] = rng.choice(zeros, z)
+        spec["zeros"] = z
+    small = int(rng.integers(1, min(3, n - 1) + 1)) if n > 1 and rng.random() < 0.3 else 0
+    ratio, raised = float(rng.uniform(0.45, 0.8)), bool(rng.random() < 0.5)
+    glyphs: list[tuple[np.ndarray, str]] = []
+    for k, i in enumerate(idx):
+        h = int(round(height * ratio)) if k >= n - small else height
+        g = digit_alpha(images[i], max(h, 8), stroke if h >= 40 else 0.0)
+        if k >= n - small and raised:  # empty rows below lift it off the baseline
+            lift = int(rng.uniform(0.3, 1.0) * (height - g.shape[0]))
+            g = np.vstack([g, np.zeros((lift, g.shape[1]), np.float32)])
+        glyphs.append((g, "digit"))
+    if small:
+        spec["small"] = (small, round(ratio, 2), raised)
+    if n >= 4 and rng.random() < 0.5:
+        sep = str(rng.choice([".", ","]))
+        for pos in range(n - 3, 0, -3):
+            glyphs.insert(pos, (_punct_alpha(sep, height, rng), sep))
+        spec["thousands"] = sep
+    if rng.random() < 0.5:
+        tail = str(rng.choice(CHECK_TAILS, p=CHECK_TAIL_P))
+        for mark in [tail[0], "-"] if tail in (".-", ",-") else [tail]:
+            if mark in PUNCTUATION:
+                glyphs.append((_punct_alpha(mark, height, rng), mark))
+            else:
+                glyphs.append((_check_mark(mark, height, rng), mark))
+        spec["tail"] = tail
+    if rng.random() < 0.2:  # "$" and ticks stand on the baseline like digits
+        lead = str(rng.choice(["$", "tick"]))
+        glyphs.insert(0, (_check_mark(lead, height, rng), "$"))
+        spec["lead"] = lead
+    return idx, glyphs, spec
+
+
 def _layout(
     rng: np.random.Generator, glyphs: list[tuple[np.ndarray, str]], height: int, spacing: str
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Place glyphs on one line; returns the ink layer and the digits' boxes.
 
     Each glyph is an ink array and what it is: "digit", or the punctuation
-    mark it shows. Digits stand on the baseline, '.' and ',' sit their dot on
-    it, '-' and '=' are at mid-height.
+    mark it shows. Digits (and a check's '$' or tick) stand on the baseline,
+    '.' and ',' sit their dot on it, '-', '=' and other strokes are at
+    mid-height.
     """
     gap = {"spaced": (0.25, 0.7), "close": (0.04, 0.15), "touching": (-0.12, -0.03)}[spacing]
     margin = int(height * 0.6) + 4
@@ -112,7 +206,7 @@ def _layout(
     for g, kind in glyphs:
         gh, gw = g.shape
         jitter = int(rng.normal(0, 0.03) * height)
-        if kind == "digit":
+        if kind in ("digit", "$"):
             y = base - gh + jitter
         elif kind in ".,":
             y = base - _dot_size(height) + jitter
@@ -172,7 +266,12 @@ def render(
     n_digits: int = 1,
     **force: Any,
 ) -> Sample:
-    """Render one sample of ``n_digits`` random digits from ``images``; ``force`` fixes choices."""
+    """Render one sample of ``n_digits`` random digits from ``images``; ``force`` fixes choices.
+
+    ``check=True`` writes the digits as a check amount (see :func:`_check_style`:
+    for training the line model; the benchmark never uses it).
+    """
+    check = bool(force.pop("check", False))
     spec: dict[str, Any] = {
         "n_digits": n_digits,
         "height": int(np.exp(rng.uniform(np.log(15), np.log(300)))),
@@ -195,19 +294,23 @@ def render(
         height = min(height, int(2600 / n_digits))
         spec["height"] = height
     idx = rng.integers(0, len(images), n_digits)
+    if check:
+        idx, glyphs, spec["check"] = _check_style(rng, images, labels, idx, height, spec["stroke"])
+    else:
+        glyphs = [
+            (digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
+            for i in idx
+        ]
     spec["mnist_test_indices"] = [int(i) for i in idx]
-    glyphs: list[tuple[np.ndarray, str]] = [
-        (digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
-        for i in idx
-    ]
-    if spec["punctuation"]:
+    if spec["punctuation"] and "thousands" not in spec.get("check", {}):
         mark = str(rng.choice(PUNCTUATION))
         mark = str(spec.get("mark", mark))  # a forced mark leaves the random stream as it was
         pos = int(rng.integers(1, n_digits + 1))  # inside or after the number
+        pos += int("lead" in spec.get("check", {}))  # not between a '$' and the digits
         glyphs.insert(pos, (_punct_alpha(mark, height, rng), mark))
         spec["mark"] = mark
     label = "".join(str(int(labels[i])) for i in idx)
-    layer, _ = _layout(rng, glyphs, height, spec["spacing"] if n_digits > 1 else "spaced")
+    layer, boxes = _layout(rng, glyphs, height, spec["spacing"] if n_digits > 1 else "spaced")
     # canvas with room around the text (a photo is bigger than its writing)
     lh, lw = layer.shape
     pad = int(rng.uniform(0.1, 1.0) * max(lh, 0.5 * lw)) + 8
@@ -223,6 +326,10 @@ def render(
         line = None
     m = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), spec["rotation"], 1.0)
     canvas = cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]), flags=cv2.INTER_LINEAR)
+    if check:  # where each digit ended up, to check that the reader found them all
+        spec["digit_x"] = [
+            float(m[0] @ (x + w / 2 + pad, y + h / 2 + pad, 1)) for x, y, w, h in boxes
+        ]
     alpha = np.clip(canvas, 0, 1)[..., None]
     bg = _background(rng, spec["background"], canvas.shape, spec["dark"])
     if line is not None:
