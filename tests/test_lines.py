@@ -158,3 +158,28 @@ def test_line_data_writes_check_amounts_and_refuses_a_share_outside_0_1(
         assert len(d["labels"]) >= 4 and all(t.isdigit() for t in d["labels"])
     code, _, err = run_cli(*args, "--check", "1.5")
     assert code != 0 and "must lie in [0, 1]" in err
+
+
+def test_a_line_cropped_tight_to_its_ink_gets_the_same_view_as_on_a_page(mnist):
+    # ORAND's amounts are cut out tightly: the first digit can touch the image's
+    # edge. The view adds the blank margin the line model saw around every
+    # training line (without it, the model dropped first digits).
+    ink, line = line_of(mnist, range(5), 60, 0.0)
+    x0 = min(p.x for p in line)
+    x1 = max(p.x + p.w for p in line)
+    y0 = min(p.y for p in line)
+    y1 = max(p.y + p.h for p in line)
+    tight = np.ascontiguousarray(ink[y0:y1, x0:x1])
+    mask, threshold = pre.binarize(tight)
+    lines = seg.find_lines(mask, tight, threshold)
+    assert len(lines) == 1
+    page, _ = line_view(ink, line)
+    cropped, geometry = line_view(tight, lines[0])
+    assert abs(cropped.shape[1] - page.shape[1]) <= STEP
+    ours = np.flatnonzero(cropped.max(axis=0) > 0.3)
+    theirs = np.flatnonzero(page.max(axis=0) > 0.3)
+    # the same blank margin (0.6 digit heights, 13 columns) before and after the ink
+    assert ours[0] >= 0.5 * TEXT_HEIGHT and abs(ours[0] - theirs[0]) <= 2
+    assert abs((cropped.shape[1] - ours[-1]) - (page.shape[1] - theirs[-1])) <= STEP + 2
+    # columns still map to the image: the margin lies left of its first column
+    assert geometry.x0 < 0

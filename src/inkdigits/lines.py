@@ -86,7 +86,8 @@ def line_view(
     """The line model's input for the pieces of one line: (LINE_HEIGHT, W) float32 in [0, 1].
 
     The view shows the ink map itself around the line's pieces (MARGIN digit
-    heights more on either side, a quarter above and below), not only the
+    heights more on either side, a quarter above and below, blank where that
+    runs off the image), not only the
     pieces: faint strokes the binarisation lost, which the digit-by-digit
     reading cannot see, are still there for the line model. Pieces of
     ``others`` (the page's other lines) are blanked out. The strip is
@@ -100,14 +101,19 @@ def line_view(
     by0 = min(p.y for p in line)
     bx1 = max(p.x + p.w for p in line)
     by1 = max(p.y + p.h for p in line)
-    x0 = max(0, int(bx0 - MARGIN * height))
-    x1 = min(ink.shape[1], int(np.ceil(bx1 + MARGIN * height)))
-    y0 = max(0, int(by0 - 0.25 * height))
-    y1 = min(ink.shape[0], int(np.ceil(by1 + 0.25 * height)))
+    # the window around the line; where it runs off the image (a tightly cropped
+    # amount), blank paper is added, as the model saw around every training line
+    x0 = int(bx0 - MARGIN * height)
+    x1 = int(np.ceil(bx1 + MARGIN * height))
+    y0 = int(by0 - 0.25 * height)
+    y1 = int(np.ceil(by1 + 0.25 * height))
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
     for p in line:
         mask[p.y - y0 : p.y - y0 + p.h, p.x - x0 : p.x - x0 + p.w] |= p.mask.astype(np.uint8)
-    soft = ink[y0:y1, x0:x1].astype(np.float32)  # a copy
+    soft = np.zeros((y1 - y0, x1 - x0), np.float32)
+    ay, by = max(0, y0), min(ink.shape[0], y1)
+    ax, bx = max(0, x0), min(ink.shape[1], x1)
+    soft[ay - y0 : by - y0, ax - x0 : bx - x0] = ink[ay:by, ax:bx]
     for p in others:
         ax, bx = max(x0, p.x), min(x1, p.x + p.w)
         ay, by = max(y0, p.y), min(y1, p.y + p.h)
