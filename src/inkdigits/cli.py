@@ -692,7 +692,7 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         metavar="SHARE",
         help="share of the renders written as check amounts: trailing 0s, small or raised "
-        "last digits, thousands marks, a dash or '=' after, a '$' before (default 0)",
+        "last digits, thousands marks, a dash or '=' after, a '$' or tick before (default 0)",
     )
     _add_workers_and_data(p)
 

@@ -83,9 +83,9 @@ def rendered_lines(
 
     A share ``check`` of them is written as check amounts (``synth.render``'s
     ``check``: trailing 0s, small or raised last digits, thousands marks, a
-    dash or '=' after the amount, a '$' before it); of those, a render whose
-    lines leave out any of its digits is dropped. Reproducible from ``seed``
-    whatever the number of ``workers``.
+    dash or '=' after the amount, a '$' or tick before it); of those, a
+    render whose lines leave out any of its digits is dropped. Reproducible
+    from ``seed`` whatever the number of ``workers``.
     """
     fn = partial(_lines_chunk, check=check) if check else _lines_chunk
     parts = in_chunks(fn, images, labels, count, seed, workers, progress)

@@ -87,14 +87,13 @@ def line_view(
 
     The view shows the ink map itself around the line's pieces (MARGIN digit
     heights more on either side, a quarter above and below, blank where that
-    runs off the image), not only the
-    pieces: faint strokes the binarisation lost, which the digit-by-digit
-    reading cannot see, are still there for the line model. Pieces of
-    ``others`` (the page's other lines) are blanked out. The strip is
-    deskewed, scaled so that the line's digit height becomes TEXT_HEIGHT,
-    centred on the line's ink, and cut to LINE_HEIGHT rows; W is a multiple
-    of STEP. The line's own ink is scaled so that its strongest (99th
-    percentile) is 1.
+    runs off the image), not only the pieces: faint strokes the binarisation
+    lost, which the digit-by-digit reading cannot see, are still there for
+    the line model. Pieces of ``others`` (the page's other lines) are
+    blanked out. The strip is deskewed, scaled so that the line's digit
+    height becomes TEXT_HEIGHT, centred on the line's ink, and cut to
+    LINE_HEIGHT rows; W is a multiple of STEP. The line's own ink is scaled
+    so that its strongest (99th percentile) is 1.
     """
     height = digit_height(line)
     bx0 = min(p.x for p in line)
