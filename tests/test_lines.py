@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 
@@ -105,6 +106,8 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
     assert code == 0, out
     card = json.loads((run / "card.json").read_text())
     assert card["kind"] == "line" and card["onnx"]["parity_max_abs_diff"] < 1e-4
+    # the card names its data by checksum as well as by path
+    assert card["training"]["data_sha256"] == [hashlib.sha256(lines.read_bytes()).hexdigest()]
     model = LineModel(run / "model.onnx")
     with np.load(lines) as d:
         x, widths = d["x"], d["widths"]

@@ -15,7 +15,6 @@ PAD_TO columns; reading pads each line the same way (``LineModel``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,6 +25,7 @@ import numpy as np
 
 from ._backend import keras, quiet_native_stderr
 from .errors import DataError, ModelError
+from .extra import file_sha256
 from .line_data import WIDEST
 from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, decode
 
@@ -225,6 +225,7 @@ def train(
         "input": {"height": LINE_HEIGHT, "step": STEP, "blank": BLANK},
         "training": {
             "data": [str(p) for p in data],
+            "data_sha256": [file_sha256(p) for p in data],
             "repeat": repeat,
             "epochs": epochs,
             "batch": batch,
@@ -268,7 +269,7 @@ def export(model: keras.Model, path: Path, check: np.ndarray) -> dict[str, Any]:
     os.replace(tmp, path)
     return {
         "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": file_sha256(path),
         "opset": 17,
         "parity_max_abs_diff": diff,
     }
