@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from realworld import rejection_table  # bench/realworld.py, beside this script
+from realworld import print_rejection  # bench/realworld.py, beside this script
 
 from inkdigits.extra import held_out as unseen
 from inkdigits.reader import Reader, line_model_option
@@ -56,9 +56,7 @@ def main() -> None:
             f"ORAND-CAR-A dev, {part:6s}: {100 * np.mean(oks):.2f}% exact ({sum(oks)}/{len(oks)})"
         )
     print(f"median {np.median(seconds) * 1e3:.1f} ms per image")
-    print("\nrejection (unseen part): threshold, share rejected, error rate on the rest")
-    for t, rej, err in rejection_table(np.array(conf), np.array(results["unseen"])):
-        print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
+    print_rejection("unseen part", conf, results["unseen"])
     for f, want, got in fails[: args.show]:
         print(f"  {f}: {want} -> {got}")
 

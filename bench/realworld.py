@@ -35,6 +35,13 @@ def rejection_table(conf: np.ndarray, correct: np.ndarray) -> list[tuple[float, 
     return rows
 
 
+def print_rejection(what: str, conf: list[float], correct: list[bool]) -> None:
+    """The rejection table of ``what`` (reading confidences and whether each was right)."""
+    print(f"\nrejection ({what}): threshold, share rejected, error rate on the rest")
+    for t, rej, err in rejection_table(np.array(conf), np.array(correct)):
+        print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,21 +83,18 @@ def main() -> None:
         by[f"digit height {size}"][1] += 1
         by[f"digit polarity {'light-on-dark' if s.spec['dark'] else 'dark-on-light'}"][0] += ok
         by[f"digit polarity {'light-on-dark' if s.spec['dark'] else 'dark-on-light'}"][1] += 1
-    conf_a, correct_a = np.array(conf), np.array(correct)
-    if len(correct_a):
+    if correct:
         print(
-            f"single digits: {correct_a.mean() * 100:.2f}% of {len(correct_a)} read correctly "
+            f"single digits: {np.mean(correct) * 100:.2f}% of {len(correct)} read correctly "
             f"(median {np.median(seconds) * 1e3:.1f} ms per image)"
         )
 
-    n_ok, n_total, failures, nsec, nconf, ncorrect = 0, 0, [], [], [], []
+    failures, nsec, nconf, ncorrect = [], [], [], []
     for s in synth.dataset(args.seed + 1, args.numbers, mnist.test_images, mnist.test_labels, True):
         t = time.perf_counter()
         r = reader.read_number(s.image)
         nsec.append(time.perf_counter() - t)
         ok = r.number == s.label
-        n_ok += ok
-        n_total += 1
         nconf.append(r.confidence)
         ncorrect.append(ok)
         for key in ("background", "spacing", "punctuation"):
@@ -98,23 +102,19 @@ def main() -> None:
             by[f"number {key}={s.spec[key]}"][1] += 1
         if not ok:
             failures.append((s.label, r.number, s.spec))
-    if n_total:
+    if ncorrect:
         print(
-            f"numbers: {100 * n_ok / n_total:.2f}% of {n_total} read exactly "
+            f"numbers: {100 * np.mean(ncorrect):.2f}% of {len(ncorrect)} read exactly "
             f"(median {np.median(nsec) * 1e3:.1f} ms per image)"
         )
     print("\nby condition:")
     for key in sorted(by):
         ok, n = by[key]
         print(f"  {key:40s} {100 * ok / n:6.2f}%  ({n})")
-    if len(correct_a):
-        print("\nrejection (single digits): threshold, share rejected, error rate on the rest")
-        for t, rej, err in rejection_table(conf_a, correct_a):
-            print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
-    if n_total:
-        print("\nrejection (numbers): threshold, share rejected, error rate on the rest")
-        for t, rej, err in rejection_table(np.array(nconf), np.array(ncorrect)):
-            print(f"  {t:4.2f}  {100 * rej:6.2f}%  {100 * err:6.2f}%")
+    if correct:
+        print_rejection("single digits", conf, correct)
+    if ncorrect:
+        print_rejection("numbers", nconf, ncorrect)
     for label, got, spec in failures[: args.show_failures]:
         spec = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in spec.items()
                 if k != "mnist_test_indices"}  # fmt: skip
