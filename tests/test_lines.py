@@ -168,10 +168,7 @@ def test_a_line_cropped_tight_to_its_ink_gets_the_same_view_as_on_a_page(mnist):
     # edge. The view adds the blank margin the line model saw around every
     # training line (without it, the model dropped first digits).
     ink, line = line_of(mnist, range(5), 60, 0.0)
-    x0 = min(p.x for p in line)
-    x1 = max(p.x + p.w for p in line)
-    y0 = min(p.y for p in line)
-    y1 = max(p.y + p.h for p in line)
+    x0, y0, x1, y1 = seg.extent(line)
     tight = np.ascontiguousarray(ink[y0:y1, x0:x1])
     mask, threshold = pre.binarize(tight)
     lines = seg.find_lines(mask, tight, threshold)

@@ -41,9 +41,9 @@ def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.nda
     mask, threshold = pre.binarize(im.ink)
     lines = seg.find_lines(mask, im.ink, threshold)
     if digit_x is not None:
-        spans = [(min(p.x for p in line), max(p.x + p.w for p in line)) for line in lines]
+        boxes = [seg.extent(line) for line in lines]
         for x in digit_x:
-            if not any(a <= x * im.scale <= b for a, b in spans):
+            if not any(x0 <= x * im.scale <= x1 for x0, _, x1, _ in boxes):
                 return []
     return [line_view(im.ink, line, others_of(lines, i))[0] for i, line in enumerate(lines)]
 
@@ -87,8 +87,9 @@ def rendered_lines(
     render whose lines leave out any of its digits is dropped. Reproducible
     from ``seed`` whatever the number of ``workers``.
     """
-    fn = partial(_lines_chunk, check=check) if check else _lines_chunk
-    parts = in_chunks(fn, images, labels, count, seed, workers, progress)
+    parts = in_chunks(
+        partial(_lines_chunk, check=check), images, labels, count, seed, workers, progress
+    )
     return [v for p in parts for v in p[0]], [t for p in parts for t in p[1]]
 
 
@@ -120,10 +121,7 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
         best, most = None, 0
         lines = seg.find_lines(mask, im.ink, threshold)
         for i, line in enumerate(lines):
-            x0 = min(p.x for p in line)
-            x1 = max(p.x + p.w for p in line)
-            y0 = min(p.y for p in line)
-            y1 = max(p.y + p.h for p in line)
+            x0, y0, x1, y1 = seg.extent(line)
             inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
             if inside > most:
                 best, most = i, inside

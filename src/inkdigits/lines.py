@@ -27,7 +27,7 @@ import numpy as np
 
 from .classifier import load_card, onnx_session, shipped_model_path
 from .errors import ModelError
-from .segmentation import Piece, digit_height
+from .segmentation import Piece, digit_height, extent
 
 LINE_HEIGHT = 32  # the strip the line model reads
 TEXT_HEIGHT = 22  # its digits' height in that strip
@@ -96,10 +96,7 @@ def line_view(
     so that its strongest (99th percentile) is 1.
     """
     height = digit_height(line)
-    bx0 = min(p.x for p in line)
-    by0 = min(p.y for p in line)
-    bx1 = max(p.x + p.w for p in line)
-    by1 = max(p.y + p.h for p in line)
+    bx0, by0, bx1, by1 = extent(line)
     # the window around the line; where it runs off the image (a tightly cropped
     # amount), blank paper is added, as the model saw around every training line
     x0 = int(bx0 - MARGIN * height)

@@ -250,6 +250,16 @@ def group_lines(pieces: list[Piece]) -> list[list[Piece]]:
     return [sorted(line, key=lambda q: q.x) for line in lines]
 
 
+def extent(line: list[Piece]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the box around the pieces (x1 and y1 exclusive)."""
+    return (
+        min(p.x for p in line),
+        min(p.y for p in line),
+        max(p.x + p.w for p in line),
+        max(p.y + p.h for p in line),
+    )
+
+
 def digit_height(line: list[Piece]) -> float:
     """The height of the line's digits: median of the taller half (punctuation is short)."""
     hs = sorted((p.h for p in line), reverse=True)
