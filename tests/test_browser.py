@@ -159,6 +159,8 @@ def test_number_mode(page):
     draw(page, strokes)
     page.screenshot(path=str(SHOTS / "number-147.png"))
     assert answer(page) == "147"
+    assert page.locator("#answer").get_attribute("data-state") == "sure"
+    assert page.locator("#reason").inner_text() == ""
     assert page.locator("#digit-list li").count() == 3
     # a box per digit drawn on the overlay: some blue pixels above each digit
     painted = page.evaluate(
@@ -167,6 +169,27 @@ def test_number_mode(page):
                        .some((v, i) => i % 4 === 3 && v > 0)); }"""
     )
     assert painted == [True, True, True]
+
+
+def doubt_the_count(route) -> None:
+    """Pass the server's answer on as if its two models had counted the digits differently."""
+    response = route.fetch()
+    data = response.json()
+    data["count_confidences"] = [0.72 for _ in data["lines"]]
+    route.fulfill(response=response, json=data)
+
+
+def test_a_number_whose_digit_count_is_in_doubt_says_so(page):
+    page.route("**/api/v1/numbers", doubt_the_count)
+    page.click("#mode-number")
+    draw(page, shifted(ONE, 0) + shifted(FOUR, 270) + shifted(SEVEN, 540))
+    assert answer(page) == "147"
+    assert page.locator("#answer").get_attribute("data-state") == "partly"
+    assert page.locator("#reason").inner_text() == "a digit may be missing or extra"
+    page.set_input_files("#file-input", str(REPO / "examples" / "postcode.png"))
+    page.wait_for_function("document.getElementById('upload-answer').textContent.includes('sure')")
+    text = page.locator("#upload-answer").inner_text()
+    assert text.startswith("10046") and text.endswith("sure; a digit may be missing or extra)")
 
 
 def test_upload_shows_the_annotated_result(page):

@@ -257,13 +257,26 @@ function drawBoxes(c, digits, scale) {
   }
 }
 
+// What to say of a number's doubts: digits read as "?" and lines whose digits
+// the digit classifier and the line model counted differently.
+const COUNT_NOTE = "a digit may be missing or extra";
+
+function doubts(r) {
+  const notes = [];
+  if (r.digits.some((line) => line.some((d) => d.digit === null))) {
+    notes.push("? marks a digit it is not sure of");
+  }
+  if ((r.count_confidences || []).some((c) => c < 1)) notes.push(COUNT_NOTE);
+  return notes;
+}
+
 function showNumber(r) {
   const n = r.digits.reduce((k, line) => k + line.length, 0);
   if (!n) {
     setAnswer("?", "unsure", "No digit found", r.reason);
   } else {
-    const unsure = r.digits.some((line) => line.some((d) => d.digit === null));
-    setAnswer(r.lines.join(" / "), unsure ? "partly" : "sure", pct(r.confidence) + " sure", unsure ? "? marks a digit it is not sure of" : "");
+    const notes = doubts(r);
+    setAnswer(r.lines.join(" / "), notes.length ? "partly" : "sure", pct(r.confidence) + " sure", notes.join("; "));
   }
   octx.clearRect(0, 0, overlay.width, overlay.height);
   drawBoxes(octx, r.digits, 1);
@@ -313,7 +326,10 @@ async function readUpload(file) {
       drawBoxes(c, data.digits, scale);
     }
     const found = data.digits.reduce((k, line) => k + line.length, 0);
-    out.textContent = found ? data.lines.join(" / ") + "  (" + pct(data.confidence) + " sure)" : "No digit found";
+    const notes = found ? doubts(data) : [];
+    out.textContent = found
+      ? data.lines.join(" / ") + "  (" + pct(data.confidence) + " sure" + notes.map((t) => "; " + t).join("") + ")"
+      : "No digit found";
   } catch (err) {
     out.className = "upload-answer error";
     out.textContent = "cannot reach the server (" + err.message + ")";
