@@ -13,7 +13,8 @@ import pytest
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
 from inkdigits import synth
-from inkdigits.line_data import lines_from_boxes, views_of
+from inkdigits.line_data import WIDEST, lines_from_boxes, views_of
+from inkdigits.line_training import Batches, augment, targets
 from inkdigits.lines import (
     BLANK,
     LINE_HEIGHT,
@@ -102,10 +103,13 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
     )  # fmt: skip
     assert code == 0 and "renders found as one line" in out
     run = tmp_path / "run"
-    code, out, _ = run_cli("train-line", "--data", str(lines), "--out", str(run), "--epochs", "1")
+    code, out, _ = run_cli(
+        "train-line", "--data", str(lines), "--out", str(run), "--epochs", "1", "--augment"
+    )  # fmt: skip
     assert code == 0, out
     card = json.loads((run / "card.json").read_text())
     assert card["kind"] == "line" and card["onnx"]["parity_max_abs_diff"] < 1e-4
+    assert card["training"]["augment"] is True
     # the card names its data by checksum as well as by path
     assert card["training"]["data_sha256"] == [hashlib.sha256(lines.read_bytes()).hexdigest()]
     model = LineModel(run / "model.onnx")
@@ -183,3 +187,35 @@ def test_a_line_cropped_tight_to_its_ink_gets_the_same_view_as_on_a_page(mnist):
     assert abs((cropped.shape[1] - ours[-1]) - (page.shape[1] - theirs[-1])) <= STEP + 2
     # columns still map to the image: the margin lies left of its first column
     assert geometry.x0 < 0
+
+
+def test_augmented_lines_keep_every_digit_in_view_and_differ_each_time(mnist):
+    # a line of ten MNIST digits, 372 px wide: near the widest a view is stored
+    view = np.zeros((LINE_HEIGHT, WIDEST), np.uint8)
+    for k in range(10):
+        view[2:30, 16 + 34 * k : 44 + 34 * k] |= mnist.test_images[k]
+    width = 16 + 34 * 10 + 16
+    ink = np.flatnonzero(view.max(axis=0) > 0)
+    rng = np.random.default_rng(0)
+    widths = []
+    for _ in range(200):
+        out, w = augment(view, width, rng)
+        assert out.shape == view.shape and out.dtype == np.uint8
+        columns = np.flatnonzero(out.max(axis=0) > 0)
+        # no ink pushed out of the stored view nor right of the width the batch pads to
+        assert columns[-1] < min(w, WIDEST - 1)
+        # restretched, not cut: the ink spans 0.8-1.2 times as far, and thinning keeps it
+        span = (columns[-1] - columns[0]) / (ink[-1] - ink[0])
+        assert 0.75 < span < 1.25 and 0.3 < out.sum() / view.sum() < 2.2
+        widths.append(w)
+    assert min(widths) < 0.9 * width and max(widths) >= WIDEST - 2  # stretched both ways
+    a = Batches(view[None], np.array([width]), targets(np.array(["0123456789"])), 1, True, 5, True)
+    b = Batches(view[None], np.array([width]), targets(np.array(["0123456789"])), 1, True, 5, True)
+    plain = Batches(view[None], np.array([width]), targets(np.array(["0123456789"])), 1, True)
+    first, again = a[0][0], a[0][0]
+    n = min(first.shape[2], again.shape[2])
+    assert np.abs(first[:, :, :n] - again[:, :, :n]).max() > 0.1  # a new draw each use
+    assert np.array_equal(first, b[0][0])  # the same seed draws the same lines
+    # without augment the ink stays where it is (only its strength varies)
+    x = plain[0][0]
+    assert x.shape[2] == 384 and np.array_equal(x[0, :, :, 0] > 0, view[:, : x.shape[2]] > 0)

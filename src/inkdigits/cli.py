@@ -720,6 +720,7 @@ def cmd_train_line(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         init_from=args.init_from,
+        augment=args.augment,
         log=lambda m: print(m, flush=True),
     )
     return 0
@@ -735,6 +736,11 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--init-from", metavar="KERAS", help="start from this line model (best.keras)")
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="restretch, slant, shift and thicken or thin each training line anew every epoch",
+    )
 
 
 # --------------------------------------------------------------------------- quantize

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ._backend import keras, quiet_native_stderr
@@ -99,11 +100,46 @@ def load_lines(paths: list[str | Path]):
     return np.concatenate(xs), np.concatenate(ws), np.concatenate(ls), np.concatenate(fs)
 
 
-class Batches:
-    """Batches of lines of similar widths, each padded to its widest (a multiple of PAD_TO)."""
+def augment(view: np.ndarray, width: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A line view as another hand might have written it, and its new width.
 
-    def __init__(self, x, widths, y, batch: int, shuffle: bool, seed: int = 0):
+    Stretched 0.8-1.2 times along the line and 0.9-1.1 times across it,
+    slanted by up to 0.2 (horizontal pixels per vertical pixel), shifted up
+    to 1.5 px up or down, and one time in five thickened or one in ten
+    thinned by a pixel. Nothing is pushed past the stored width (WIDEST):
+    every digit of the label stays in view.
+    """
+    h = view.shape[0]
+    slant = rng.uniform(-0.2, 0.2)
+    room = WIDEST - abs(slant) * h / 2 - 2
+    sx = min(rng.uniform(0.8, 1.2), room / max(width, 1))
+    sy = rng.uniform(0.9, 1.1)
+    dy = rng.uniform(-1.5, 1.5)
+    # x' = sx x + slant (y - h/2) + |slant| h/2;  y' = sy (y - h/2) + h/2 + dy
+    m = np.float32(
+        [[sx, slant, abs(slant) * h / 2 - slant * h / 2], [0, sy, (1 - sy) * h / 2 + dy]]
+    )
+    out = cv2.warpAffine(view, m, (view.shape[1], h), flags=cv2.INTER_LINEAR, borderValue=0)
+    u = rng.uniform()
+    if u < 0.2:
+        out = cv2.dilate(out, np.ones((2, 2), np.uint8))
+    elif u < 0.3:
+        out = cv2.erode(out, np.ones((2, 2), np.uint8))
+    return out, min(WIDEST, int(np.ceil(width * sx + abs(slant) * h)) + 1)
+
+
+class Batches:
+    """Batches of lines of similar widths, each padded to its widest (a multiple of PAD_TO).
+
+    With ``augment``, every line of a training batch is first passed
+    through :func:`augment` (a new draw each time it is used).
+    """
+
+    def __init__(
+        self, x, widths, y, batch: int, shuffle: bool, seed: int = 0, augment: bool = False
+    ):
         self.x, self.widths, self.y, self.batch, self.shuffle = x, widths, y, batch, shuffle
+        self.augment = augment
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -122,8 +158,13 @@ class Batches:
 
     def __getitem__(self, i: int):
         g = np.sort(self.groups[i])
-        width = max(2 * PAD_TO, -(-int(self.widths[g].max()) // PAD_TO) * PAD_TO)
-        x = self.x[g, :, :width].astype(np.float32) / 255.0
+        x, widths = self.x[g], self.widths[g]
+        if self.augment:
+            pairs = [augment(v, int(w), self.rng) for v, w in zip(x, widths, strict=True)]
+            x = np.stack([v for v, _ in pairs])
+            widths = np.array([w for _, w in pairs])
+        width = max(2 * PAD_TO, -(-int(widths.max()) // PAD_TO) * PAD_TO)
+        x = x[:, :, :width].astype(np.float32) / 255.0
         if self.shuffle:  # fainter and stronger ink than the view's normalisation gives
             x *= self.rng.uniform(0.6, 1.0, (len(g), 1, 1)).astype(np.float32)
         return x[..., None], self.y[g]
@@ -172,11 +213,13 @@ def train(
     lr: float = 2e-3,
     seed: int = 0,
     init_from: str | Path | None = None,
+    augment: bool = False,
     log=print,
 ) -> dict[str, Any]:
     """Train a line model on line-data files, export ``out/model.onnx`` with its card.
 
     ``init_from``: a line model's .keras file to start from (fine-tuning).
+    ``augment``: restretch, slant, shift and thicken training lines (:func:`augment`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +249,7 @@ def train(
     )
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=5.0), loss=ctc_loss)
     best, history = -1.0, []
-    batches = Batches(x, widths, targets(labels), batch, shuffle=True, seed=seed)
+    batches = Batches(x, widths, targets(labels), batch, shuffle=True, seed=seed, augment=augment)
     for epoch in range(1, epochs + 1):
         t = time.time()
         h = model.fit(as_dataset(batches), epochs=1, verbose=0, shuffle=False)
@@ -232,6 +275,7 @@ def train(
             "lr": lr,
             "seed": seed,
             "init_from": str(init_from) if init_from else None,
+            "augment": augment,
             "lines": int(len(x)),
             "history": history,
         },
