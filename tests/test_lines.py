@@ -167,6 +167,24 @@ def test_line_data_writes_check_amounts_and_refuses_a_share_outside_0_1(
     assert code != 0 and "must lie in [0, 1]" in err
 
 
+def test_line_data_writes_numbers_with_the_digits_it_is_given(run_cli, tmp_path, mnist):
+    from inkdigits.extra import save_crops
+
+    crops = tmp_path / "crops.npz"
+    sevens = mnist.test_images[mnist.test_labels == 7][:30]
+    save_crops(crops, sevens, np.full(len(sevens), 7, np.uint8))
+    out = tmp_path / "lines.npz"
+    args = ["line-data", "--count", "8", "--seed", "2", "--out", out, "--digits", crops]
+    code, stdout, _ = run_cli(*args)
+    assert code == 0 and "renders found as one line" in stdout
+    with np.load(out) as d:  # every number is written with the crops: all 7s
+        assert len(d["labels"]) >= 6 and all(set(t) == {"7"} for t in d["labels"])
+    code, _, err = run_cli(*args, "--boxes", tmp_path)
+    assert code != 0 and "do not go together" in err
+    code, _, err = run_cli(*args[:-1], tmp_path / "none.npz")
+    assert code != 0 and "no such file" in err
+
+
 def test_a_line_cropped_tight_to_its_ink_gets_the_same_view_as_on_a_page(mnist):
     # ORAND's amounts are cut out tightly: the first digit can touch the image's
     # edge. The view adds the blank margin the line model saw around every

@@ -648,26 +648,36 @@ def cmd_line_data(args: argparse.Namespace) -> int:
     generator (paper, shadows, check patterns, blue ink, both polarities,
     pens, rotation, blur, JPEG, spaced to touching, punctuation) and found by
     the Reader's own steps; each one found as a single line is kept as the
-    line model sees it. With --boxes DIR, the lines of a boxes dataset
-    (ORAND-CAR-A's layout) outside its held-out 30% are made instead.
+    line model sees it. With --digits CROPS.npz, the numbers are written with
+    those labelled 28x28 digits instead (e.g. the crops `inkdigits crops`
+    cuts from real check amounts). With --boxes DIR, the lines of a boxes
+    dataset (ORAND-CAR-A's layout) outside its held-out 30% are made instead.
     Train with them: inkdigits train-line --data OUT.npz ...
     """
     from tqdm import tqdm
 
     from .data import load_mnist
-    from .extra import check_output
+    from .extra import check_output, load_crops
     from .line_data import lines_from_boxes, pack, rendered_lines, save_lines
 
     check_output(args.out)
+    if args.boxes and args.digits:
+        raise ConfigError(
+            "--boxes and --digits do not go together: lines come from one or the other"
+        )
     if args.boxes:
         views, texts = lines_from_boxes(args.boxes)
         what = f"{len(views)} lines from {args.boxes}"
     else:
-        s = load_mnist(args.data_dir).split()
+        if args.digits:
+            images, labels = load_crops(args.digits)
+        else:
+            s = load_mnist(args.data_dir).split()
+            images, labels = s.x_train, s.y_train
         with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
             views, texts = rendered_lines(
-                s.x_train,
-                s.y_train,
+                images,
+                labels,
                 args.count,
                 args.seed,
                 args.workers,
@@ -686,6 +696,11 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=50000, help="renders (default 50000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--boxes", metavar="DIR", help="a boxes dataset's lines instead of renders")
+    p.add_argument(
+        "--digits",
+        metavar="NPZ",
+        help="write the numbers with these labelled digits (`inkdigits crops`) instead of MNIST's",
+    )
     p.add_argument(
         "--check",
         type=probability,
