@@ -515,7 +515,7 @@ def test_the_line_model_and_the_classifier_decide_together():
 
     reader = Reader(line_model=False)
     fusion = {"same_weight": 1.0, "count_weight": 1.0, "count_penalty": -2.0,
-              "temperature": 1.0, "count_confidence": 0.3,
+              "drop_penalty": -5.0, "temperature": 1.0, "count_confidence": 0.3,
               "uneven_heights": 1.5, "uneven_count_weight": 0.0}  # fmt: skip
     reader.line_model = SimpleNamespace(fusion=fusion)
 
@@ -557,6 +557,22 @@ def test_the_line_model_and_the_classifier_decide_together():
     small = [row[0], _digit(reader, unsure, (40, 24, 4, 6))]
     uneven, _ = reader._with_line_model(small, line, three, geometry, im, 0.0)
     assert [d.digit for d in uneven] == [4, 1]
+    # the classifier's digits but one: a mark it took for a digit (a tail after
+    # the amount) is left out when the line model reads the rest, even where the
+    # line model's own reading is barred (a large count_penalty); the digits
+    # keep the classifier's boxes
+    fusion.update(count_penalty=-30.0, drop_penalty=-2.0)
+    mark = np.full(10, 0.05)
+    mark[8] = 0.55
+    one = np.eye(10)[1] * 0.97 + 0.003
+    tail = [row[0], _digit(reader, one, (40, 10, 4, 20)), _digit(reader, mark, (70, 10, 4, 20))]
+    two = _ctc_steps(10, 4, 10, 10, 1, 10)
+    dropped, count = reader._with_line_model(tail, line, two, geometry, im, 0.0)
+    assert [d.digit for d in dropped] == [4, 1] and count == 0.3
+    assert [d.box for d in dropped] == [tail[0].box, tail[1].box]
+    fusion["drop_penalty"] = -40.0  # ... unless leaving a piece out costs more
+    undropped, _ = reader._with_line_model(tail, line, two, geometry, im, 0.0)
+    assert [d.digit for d in undropped] == [4, 1, 8]
     # a number's confidence counts its lines' count confidences
     number = NumberResult(["41"], [kept], None, [count])
     assert number.confidence == pytest.approx(0.3 * kept[0].confidence * kept[1].confidence)

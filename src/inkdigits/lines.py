@@ -46,6 +46,7 @@ FUSION = {
     "same_weight": 0.5,
     "count_weight": 1.0,
     "count_penalty": -12.0,
+    "drop_penalty": -5.0,
     "temperature": 1.8,
     "count_confidence": 0.72,
     # the line model learned numbers whose digits are about equally tall; on a

@@ -307,10 +307,12 @@ class Reader:
         model's ``same_weight``. When they disagree on how many digits there
         are, the reading with the higher joint score wins: the classifier's
         own reading scores its log-probability plus ``count_weight`` times its
-        log-probability under the line model; the line model's reading scores
-        ``count_weight`` times its own, plus ``count_penalty`` per digit of
-        difference. On a line whose digits are far from equally tall (the
-        tallest over ``uneven_heights`` times the median), unlike the numbers
+        log-probability under the line model; so does each reading of the
+        classifier's digits but one (a mark it took for a digit), plus
+        ``drop_penalty``; the line model's reading scores ``count_weight``
+        times its own, plus ``count_penalty`` per digit of difference. On a
+        line whose digits are far from equally tall (the tallest over
+        ``uneven_heights`` times the median), unlike the numbers
         the line model learned from, ``uneven_count_weight`` replaces
         ``count_weight``. The weights are the line model's (its card's
         ``fusion``, chosen on development sets; see LineModel).
@@ -340,16 +342,29 @@ class Reader:
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
                 out.append(self._result(d.image, tempered(fused), d.box, gate, min_confidence))
             return out, 1.0
-        ours = "".join(str(int(np.argmax(d.probabilities))) for d in row)
-        ours_score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in row)
         heights = [d.box[3] for d in row if d.box is not None]
         uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         weight = fusion["uneven_count_weight" if uneven else "count_weight"]
-        ours_score += weight * np.log(max(string_probability(probs, ours), 1e-30))
+
+        def scored(digits: list[DigitResult], penalty: float) -> tuple[float, list[DigitResult]]:
+            """A reading of the classifier's digits: their log-probabilities, plus
+            ``weight`` times the log-probability of their string under the line model."""
+            ours = "".join(str(int(np.argmax(d.probabilities))) for d in digits)
+            score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in digits)
+            score += weight * np.log(max(string_probability(probs, ours), 1e-30))
+            return score + penalty, digits
+
+        # the classifier's reading, and the same without one of its pieces (a
+        # tail stroke or a mark it took for a digit)
+        readings = [scored(row, 0.0)]
+        if len(row) > 1:
+            drop = fusion["drop_penalty"]
+            readings += [scored(row[:j] + row[j + 1 :], drop) for j in range(len(row))]
+        ours_score, ours = max(readings, key=lambda r: r[0])
         theirs_score = weight * np.log(max(string_probability(probs, text), 1e-30))
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
         if ours_score >= theirs_score or not text:
-            return row, fusion["count_confidence"]
+            return ours, fusion["count_confidence"]
         theirs = tempered(np.log(np.clip(per_step, 1e-12, None)))
         digits = self._line_digits(line, steps, theirs, geometry, im, min_confidence)
         return digits, fusion["count_confidence"]
