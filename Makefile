@@ -141,14 +141,15 @@ $(TRAIN_DIR)/line/model.onnx: $(LINE_DATA) | $(VENV)/.all
 	$(BIN)/inkdigits train-line --data $(LINE_DATA) --epochs 10 --seed 0 --out $(@D)
 
 # the `checks` line model: the line model fine-tuned for two epochs with the
-# ORAND-CAR-A lines outside its hashed held-out 30% added, ten times over
+# ORAND-CAR-A lines outside its hashed held-out 30% added, thirty times over,
+# every line restretched, slanted and shifted anew each time (--augment)
 ORAND_LINES := $(TRAIN_DIR)/orand-lines.npz
 
 $(ORAND_LINES): | $(VENV)/.all
 	$(BIN)/inkdigits line-data --boxes $(ORAND_DIR) --out $@
 
 $(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES) | $(VENV)/.all
-	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) --repeat 1 1 10 \
+	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) --repeat 1 1 30 --augment \
 		--init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 --out $(@D)
 
 train-line: $(TRAIN_DIR)/line/model.onnx
