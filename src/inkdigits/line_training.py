@@ -111,7 +111,7 @@ def augment(view: np.ndarray, width: int, rng: np.random.Generator) -> tuple[np.
     """
     h = view.shape[0]
     slant = rng.uniform(-0.2, 0.2)
-    room = WIDEST - abs(slant) * h / 2 - 2
+    room = WIDEST - abs(slant) * h - 2  # the slant moves ink up to abs(slant) h right
     sx = min(rng.uniform(0.8, 1.2), room / max(width, 1))
     sy = rng.uniform(0.9, 1.1)
     dy = rng.uniform(-1.5, 1.5)
