@@ -346,22 +346,29 @@ class Reader:
         uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         weight = fusion["uneven_count_weight" if uneven else "count_weight"]
 
-        def scored(digits: list[DigitResult], penalty: float) -> tuple[float, list[DigitResult]]:
-            """A reading of the classifier's digits: their log-probabilities, plus
-            ``weight`` times the log-probability of their string under the line model."""
-            ours = "".join(str(int(np.argmax(d.probabilities))) for d in digits)
-            score = sum(np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in digits)
-            score += weight * np.log(max(string_probability(probs, ours), 1e-30))
-            return score + penalty, digits
+        def line_score(digits: str) -> float:
+            """``weight`` times the log-probability of ``digits`` under the line model."""
+            return weight * np.log(max(string_probability(probs, digits), 1e-30))
+
+        # each of the classifier's digits as it reads it, and its log-probability
+        chars = [str(int(np.argmax(d.probabilities))) for d in row]
+        logs = [np.log(max(float(np.max(d.probabilities)), 1e-6)) for d in row]
+
+        def scored(keep: list[int], penalty: float) -> tuple[float, list[DigitResult]]:
+            """The reading of the classifier's digits ``keep``: their log-probabilities
+            plus the line model's score of their string."""
+            score = sum(logs[k] for k in keep) + line_score("".join(chars[k] for k in keep))
+            return score + penalty, [row[k] for k in keep]
 
         # the classifier's reading, and the same without one of its pieces (a
         # tail stroke or a mark it took for a digit)
-        readings = [scored(row, 0.0)]
+        every = list(range(len(row)))
+        readings = [scored(every, 0.0)]
         if len(row) > 1:
             drop = fusion["drop_penalty"]
-            readings += [scored(row[:j] + row[j + 1 :], drop) for j in range(len(row))]
+            readings += [scored(every[:j] + every[j + 1 :], drop) for j in every]
         ours_score, ours = max(readings, key=lambda r: r[0])
-        theirs_score = weight * np.log(max(string_probability(probs, text), 1e-30))
+        theirs_score = line_score(text)
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
         if ours_score >= theirs_score or not text:
             return ours, fusion["count_confidence"]
