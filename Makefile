@@ -78,12 +78,15 @@ STUDENT_FLAGS := --teachers $(TEACHER_MODELS) --distill-views 16 --elastic 0.5 -
 RENDERED := $(TRAIN_DIR)/rendered-s1.npz
 FINAL_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras --extra-digits $(RENDERED) \
 	--extra-repeat 2 --epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
-# the `checks` model: the same last step with the ORAND-CAR-A digits outside its
-# hashed held-out 30% added (inkdigits crops); ORAND_DIR is where the set is
+# the `checks` model: the shipped default model fine-tuned once more on 30,000
+# new renders and the ORAND-CAR-A digits outside its hashed held-out 30%
+# (inkdigits crops), six times each; ORAND_DIR is where the set is
 ORAND_DIR ?= ../shared/data/orand-car-a-dev
 ORAND_CROPS := $(TRAIN_DIR)/orand-crops.npz
-CHECKS_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras \
-	--extra-digits $(RENDERED) $(ORAND_CROPS) --extra-repeat 2 6 \
+RENDERED_CHECKS := $(TRAIN_DIR)/rendered-s2.npz
+DEFAULT_MODEL := src/inkdigits/weights/model.onnx
+CHECKS_FLAGS := --init-from $(DEFAULT_MODEL) \
+	--extra-digits $(RENDERED_CHECKS) $(ORAND_CROPS) --extra-repeat 1 6 \
 	--epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
 CHECKS_DIR := src/inkdigits/weights/checks
 # a run folder with a config.json is continued, else started with these flags
@@ -116,7 +119,10 @@ train-checks: $(TRAIN_DIR)/checks/model.onnx $(TRAIN_DIR)/line-checks/model.onnx
 $(ORAND_CROPS): | $(VENV)/.all
 	$(BIN)/inkdigits crops $(ORAND_DIR) --out $@
 
-$(TRAIN_DIR)/checks/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) $(ORAND_CROPS) | $(VENV)/.all
+$(RENDERED_CHECKS): | $(VENV)/.all
+	$(BIN)/inkdigits render-digits --count 30000 --seed 2 --out $@
+
+$(TRAIN_DIR)/checks/model.onnx: $(DEFAULT_MODEL) $(RENDERED_CHECKS) $(ORAND_CROPS) | $(VENV)/.all
 	$(call train_run,$(@D),$(CHECKS_FLAGS))
 
 # Retrain the whole-digit check (cut-outs of touching MNIST training digits), then ship it.
