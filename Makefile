@@ -79,8 +79,8 @@ RENDERED := $(TRAIN_DIR)/rendered-s1.npz
 FINAL_FLAGS := --init-from $(TRAIN_DIR)/student/best.keras --extra-digits $(RENDERED) \
 	--extra-repeat 2 --epochs 6 --lr 5e-4 --elastic 0.5 --seed 0
 # the `checks` model: the shipped default model fine-tuned once more on 30,000
-# new renders and the ORAND-CAR-A digits outside its hashed held-out 30%
-# (inkdigits crops), six times each; ORAND_DIR is where the set is
+# new renders (once each) and the ORAND-CAR-A digits outside its hashed
+# held-out 30% (inkdigits crops, six times each); ORAND_DIR is where the set is
 ORAND_DIR ?= ../shared/data/orand-car-a-dev
 ORAND_CROPS := $(TRAIN_DIR)/orand-crops.npz
 RENDERED_CHECKS := $(TRAIN_DIR)/rendered-s2.npz
