@@ -104,8 +104,12 @@ $(TRAIN_DIR)/teacher-%/model.onnx: | $(VENV)/.all
 $(TRAIN_DIR)/student/model.onnx: $(TEACHER_MODELS) | $(VENV)/.all
 	$(call train_run,$(@D),$(STUDENT_FLAGS))
 
-$(RENDERED): | $(VENV)/.all
-	$(BIN)/inkdigits render-digits --count 20000 --seed 1 --out $@
+# MNIST training digits rendered as photos and cut out by the Reader: seed 1
+# for the default model's last step, seed 2 for the `checks` model's
+RENDER_COUNT_1 := 20000
+RENDER_COUNT_2 := 30000
+$(TRAIN_DIR)/rendered-s%.npz: | $(VENV)/.all
+	$(BIN)/inkdigits render-digits --count $(RENDER_COUNT_$*) --seed $* --out $@
 
 $(TRAIN_DIR)/final/model.onnx: $(TRAIN_DIR)/student/model.onnx $(RENDERED) | $(VENV)/.all
 	$(call train_run,$(@D),$(FINAL_FLAGS))
@@ -118,9 +122,6 @@ train-checks: $(TRAIN_DIR)/checks/model.onnx $(TRAIN_DIR)/line-checks/model.onnx
 
 $(ORAND_CROPS): | $(VENV)/.all
 	$(BIN)/inkdigits crops $(ORAND_DIR) --out $@
-
-$(RENDERED_CHECKS): | $(VENV)/.all
-	$(BIN)/inkdigits render-digits --count 30000 --seed 2 --out $@
 
 $(TRAIN_DIR)/checks/model.onnx: $(DEFAULT_MODEL) $(RENDERED_CHECKS) $(ORAND_CROPS) | $(VENV)/.all
 	$(call train_run,$(@D),$(CHECKS_FLAGS))
