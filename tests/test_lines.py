@@ -95,6 +95,29 @@ def test_the_lines_of_a_boxes_dataset_skip_its_held_out_images(boxes_dataset):
     assert all(v.shape[0] == LINE_HEIGHT for v in views)
 
 
+def test_reshuffled_lines_redraw_each_kept_image_s_own_digits_in_its_own_hand(boxes_dataset):
+    from inkdigits.line_data import mixed_lines_from_boxes
+    from inkdigits.reader import Reader
+
+    root, labels = boxes_dataset
+    views, texts = mixed_lines_from_boxes(root, per_image=5, seed=3)
+    assert len(views) == len(texts) == 20  # 5 for each of the 4 kept images, none held out
+    for k in range(4):
+        own = {str(d) for d in labels[3 * k : 3 * k + 3]}
+        for text in texts[5 * k : 5 * k + 5]:
+            assert 2 <= len(text) <= 5 and set(text) <= own
+    assert len(set(texts)) > 10  # new amounts, not the images' own over again
+    assert texts != mixed_lines_from_boxes(root, per_image=5, seed=4)[1]
+    again = mixed_lines_from_boxes(root, per_image=5, seed=3)
+    assert again[1] == texts
+    assert all(np.array_equal(a, b) for a, b in zip(again[0], views, strict=True))
+    # each view shows its label's digits: the Reader reads (nearly) all of them so
+    reader = Reader(line_model=False)
+    read = [reader.read_number(np.uint8(255 - 255 * v)).number for v in views]
+    pairs = list(zip(read, texts, strict=True))
+    assert sum(r == t for r, t in pairs) >= 18, pairs
+
+
 def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_path, mnist_dir):
     lines = tmp_path / "lines.npz"
     code, out, _ = run_cli(
@@ -125,6 +148,39 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
     assert np.allclose(alone.sum(axis=1), 1.0, atol=1e-5)
     # a line read beside a longer one reads exactly as alone (padding is not neutral)
     assert np.abs(together[0] - alone).max() < 1e-6
+    # a line-rnn starts from this line-cnn and reads through the same loader
+    rnn = tmp_path / "rnn"
+    code, out, _ = run_cli(
+        "train-line", "--data", str(lines), "--out", str(rnn), "--epochs", "1",
+        "--architecture", "line-rnn", "--init-from", str(run / "best.keras"),
+    )  # fmt: skip
+    assert code == 0, out
+    card = json.loads((rnn / "card.json").read_text())
+    assert card["architecture"] == "line-rnn" and card["onnx"]["parity_max_abs_diff"] < 1e-4
+    assert LineModel(rnn / "model.onnx").probabilities([a])[0].shape == alone.shape
+    # and a line-cnn cannot start from a line-rnn
+    code, _, err = run_cli(
+        "train-line", "--data", str(lines), "--out", str(tmp_path / "back"), "--epochs", "1",
+        "--init-from", str(rnn / "best.keras"),
+    )  # fmt: skip
+    assert code != 0 and "a line-rnn cannot start a line-cnn" in err
+
+
+def test_a_line_rnn_started_from_a_line_cnn_keeps_every_layer_below_its_lstm(tmp_path):
+    from inkdigits.line_training import build, start_from
+
+    cnn = build(seed=1)
+    cnn.save(tmp_path / "cnn.keras")
+    rnn = build(seed=2, architecture="line-rnn")
+    fresh = [w.copy() for w in rnn.get_weights()]
+    start_from(rnn, tmp_path / "cnn.keras")
+    shared = len(cnn.get_weights()) - 2  # all but the output layer's kernel and bias
+    for a, b in zip(cnn.get_weights()[:shared], rnn.get_weights()[:shared], strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(fresh[0], rnn.get_weights()[0])  # the first conv was copied
+    # the LSTM and the output layer keep their own start
+    for a, b in zip(fresh[shared:], rnn.get_weights()[shared:], strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_check_amounts_label_only_their_digits_and_say_where_they_are(mnist):
@@ -165,6 +221,17 @@ def test_line_data_writes_check_amounts_and_refuses_a_share_outside_0_1(
         assert len(d["labels"]) >= 4 and all(t.isdigit() for t in d["labels"])
     code, _, err = run_cli(*args, "--check", "1.5")
     assert code != 0 and "must lie in [0, 1]" in err
+    code, _, err = run_cli(*args, "--mix", "3")
+    assert code != 0 and "give --boxes DIR" in err
+
+
+def test_line_data_mix_writes_reshuffled_lines_of_a_boxes_dataset(run_cli, boxes_dataset):
+    root, _ = boxes_dataset
+    out = root / "mix.npz"
+    code, stdout, _ = run_cli("line-data", "--boxes", str(root), "--mix", "2", "--out", str(out))
+    assert code == 0 and "8 reshuffled lines" in stdout
+    with np.load(out) as d:
+        assert len(d["labels"]) == 8 and d["x"].shape[1] == LINE_HEIGHT
 
 
 def test_line_data_writes_numbers_with_the_digits_it_is_given(run_cli, tmp_path, mnist):

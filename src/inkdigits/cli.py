@@ -651,21 +651,34 @@ def cmd_line_data(args: argparse.Namespace) -> int:
     line model sees it. With --digits CROPS.npz, the numbers are written with
     those labelled 28x28 digits instead (e.g. the crops `inkdigits crops`
     cuts from real check amounts). With --boxes DIR, the lines of a boxes
-    dataset (ORAND-CAR-A's layout) outside its held-out 30% are made instead.
+    dataset (ORAND-CAR-A's layout) outside its held-out 30% are made instead;
+    with --boxes DIR --mix N, N new amounts per image in that image's own
+    hand (its digits cut apart and redrawn in a new order, its marks kept).
     Train with them: inkdigits train-line --data OUT.npz ...
     """
     from tqdm import tqdm
 
     from .data import load_mnist
     from .extra import check_output, load_crops
-    from .line_data import lines_from_boxes, pack, rendered_lines, save_lines
+    from .line_data import (
+        lines_from_boxes,
+        mixed_lines_from_boxes,
+        pack,
+        rendered_lines,
+        save_lines,
+    )
 
     check_output(args.out)
     if args.boxes and args.digits:
         raise ConfigError(
             "--boxes and --digits do not go together: lines come from one or the other"
         )
-    if args.boxes:
+    if args.mix and not args.boxes:
+        raise ConfigError("--mix reshuffles a boxes dataset's digits: give --boxes DIR")
+    if args.boxes and args.mix:
+        views, texts = mixed_lines_from_boxes(args.boxes, args.mix, args.seed)
+        what = f"{len(views)} reshuffled lines from {args.boxes}"
+    elif args.boxes:
         views, texts = lines_from_boxes(args.boxes)
         what = f"{len(views)} lines from {args.boxes}"
     else:
@@ -696,6 +709,13 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=positive_int, default=50000, help="renders (default 50000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--boxes", metavar="DIR", help="a boxes dataset's lines instead of renders")
+    p.add_argument(
+        "--mix",
+        type=positive_int,
+        metavar="N",
+        help="with --boxes: N new lines per image, its digit strips redrawn in a random "
+        "order between its own leading and trailing marks (seeded by --seed)",
+    )
     p.add_argument(
         "--digits",
         metavar="NPZ",
@@ -736,6 +756,7 @@ def cmd_train_line(args: argparse.Namespace) -> int:
         seed=args.seed,
         init_from=args.init_from,
         augment=args.augment,
+        architecture=args.architecture,
         log=lambda m: print(m, flush=True),
     )
     return 0
@@ -751,6 +772,13 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--init-from", metavar="KERAS", help="start from this line model (best.keras)")
+    p.add_argument(
+        "--architecture",
+        choices=["line-cnn", "line-rnn"],
+        default="line-cnn",
+        help="line-cnn (convolutions only, the default) or line-rnn (a bidirectional LSTM "
+        "on top); a line-rnn can start from a line-cnn's best.keras",
+    )
     p.add_argument(
         "--augment",
         action="store_true",

@@ -13,6 +13,7 @@ MNIST *test* digits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -116,20 +117,72 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     for _, entry, im in boxes_images(dataset):
         boxes = [d["box_xywh"] for d in entry["digits"]]
         digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
-        mask, threshold = pre.binarize(im.ink)
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
-        best, most = None, 0
-        lines = seg.find_lines(mask, im.ink, threshold)
-        for i, line in enumerate(lines):
-            x0, y0, x1, y1 = seg.extent(line)
-            inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
-            if inside > most:
-                best, most = i, inside
-        if best is None or most < len(centres):
-            continue
-        label = "".join(str(d["digit"]) for d in digits)
-        views.append(line_view(im.ink, lines[best], others_of(lines, best))[0])
-        texts.append(label)
+        view = _line_holding(im.ink, centres)
+        if view is not None:
+            views.append(view)
+            texts.append("".join(str(d["digit"]) for d in digits))
+    return views, texts
+
+
+def _line_holding(ink: np.ndarray, centres: list[tuple[float, float]]) -> np.ndarray | None:
+    """The view of the line (as the Reader finds lines in ``ink``) holding most of
+    ``centres``, or None if it misses any of them."""
+    mask, threshold = pre.binarize(ink)
+    best, most = None, 0
+    lines = seg.find_lines(mask, ink, threshold)
+    for i, line in enumerate(lines):
+        x0, y0, x1, y1 = seg.extent(line)
+        inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
+        if inside > most:
+            best, most = i, inside
+    if best is None or most < len(centres):
+        return None
+    return line_view(ink, lines[best], others_of(lines, best))[0]
+
+
+def mixed_lines_from_boxes(
+    dataset: str | Path, per_image: int, seed: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """New amounts in each image's own hand: ``per_image`` lines per image of a boxes
+    dataset (outside its held-out 30%), each its digits reshuffled.
+
+    An image's ink map is cut into vertical strips: what lies left of its first
+    digit box (a '$', a tick), one strip per digit (cut halfway between
+    neighbouring boxes, so a thousands mark goes with a digit) and what lies
+    right of its last box (the '.-', '=' or '/' after an amount). A new line
+    is the left strip, 1-8 digit strips drawn with replacement (as many as the
+    image has, give or take: -1 to +2) and the right strip, side by side; its
+    label is the drawn strips' digits. The Reader's own steps find it and cut
+    its view, as for :func:`lines_from_boxes`. Deterministic for a given seed.
+    """
+    views, texts = [], []
+    for k, (_, entry, im) in enumerate(boxes_images(dataset)):
+        rng = np.random.default_rng([seed, k])
+        digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
+        boxes = [[v * im.scale for v in d["box_xywh"]] for d in digits]
+        width = im.ink.shape[1]
+        cuts = [max(0, int(round(boxes[0][0])))]
+        for (x, _, w, _), (x_next, *_) in itertools.pairwise(boxes):
+            cuts.append(int(round((x + w + x_next) / 2)))
+        cuts.append(min(width, int(round(boxes[-1][0] + boxes[-1][2]))))
+        if any(b <= a for a, b in itertools.pairwise(cuts)):
+            continue  # boxes out of order or empty strips: nothing clean to cut
+        strips = [im.ink[:, a:b] for a, b in itertools.pairwise(cuts)]
+        for _ in range(per_image):
+            n = int(np.clip(len(strips) + rng.integers(-1, 3), 1, 8))
+            pick = rng.integers(0, len(strips), n)
+            parts = [im.ink[:, : cuts[0]]] + [strips[i] for i in pick] + [im.ink[:, cuts[-1] :]]
+            ink = np.ascontiguousarray(np.concatenate(parts, axis=1))
+            centres, x = [], cuts[0]
+            for i in pick:
+                bx, by, bw, bh = boxes[i]
+                centres.append((x + bx + bw / 2 - cuts[i], by + bh / 2))
+                x += strips[i].shape[1]
+            view = _line_holding(ink, centres)
+            if view is not None:
+                views.append(view)
+                texts.append("".join(str(digits[i]["digit"]) for i in pick))
     return views, texts
 
 

@@ -25,18 +25,29 @@ import cv2
 import numpy as np
 
 from ._backend import keras, quiet_native_stderr
-from .errors import DataError, ModelError
+from .errors import ConfigError, DataError, ModelError
 from .extra import file_sha256
 from .line_data import WIDEST
 from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, decode
 
 MAX_DIGITS = 12  # the longest label a training line may have
+RNN_UNITS = 96  # line-rnn: LSTM units each way
 PARITY_TOLERANCE = 1e-4
 
 
-def build(seed: int = 0) -> keras.Model:
-    """The line model, outputs logits (N, W / STEP, 11)."""
+ARCHITECTURES = ("line-cnn", "line-rnn")
+
+
+def build(seed: int = 0, architecture: str = "line-cnn") -> keras.Model:
+    """The line model, outputs logits (N, W / STEP, 11).
+
+    ``line-rnn`` adds a bidirectional LSTM (96 units each way) between the
+    1-D convolutions and the output: each step then sees the whole line.
+    """
     from keras import layers
+
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"unknown line architecture {architecture!r}; one of {ARCHITECTURES}")
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input((LINE_HEIGHT, None, 1), name="input")
@@ -53,8 +64,32 @@ def build(seed: int = 0) -> keras.Model:
     x = layers.Dropout(0.2)(x)
     x = layers.Conv1D(192, 5, padding="same", dilation_rate=2, activation="relu")(x)
     x = layers.Dropout(0.2)(x)
+    if architecture == "line-rnn":
+        x = layers.Bidirectional(layers.LSTM(RNN_UNITS, return_sequences=True))(x)
+        x = layers.Dropout(0.2)(x)
     out = layers.Dense(BLANK + 1, name="logits")(x)
-    return keras.Model(inp, out, name="line-cnn")
+    return keras.Model(inp, out, name=architecture)
+
+
+def start_from(model: keras.Model, path: str | Path) -> None:
+    """Set ``model``'s weights from the line model saved at ``path``.
+
+    The same architecture gives every weight; a line-cnn gives a line-rnn
+    everything up to its LSTM (the LSTM and the output layer start afresh).
+    """
+    try:
+        source = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a line model to start from ({exc})") from None
+    if source.name == model.name:
+        model.set_weights(source.get_weights())
+        return
+    if (source.name, model.name) != ("line-cnn", "line-rnn"):
+        raise ModelError(f"{path}: a {source.name} cannot start a {model.name}")
+    for a, b in zip(source.layers, model.layers, strict=False):
+        if type(a) is not type(b):
+            break
+        b.set_weights(a.get_weights())
 
 
 def ctc_loss(y_true, y_pred):
@@ -214,6 +249,7 @@ def train(
     seed: int = 0,
     init_from: str | Path | None = None,
     augment: bool = False,
+    architecture: str = "line-cnn",
     log=print,
 ) -> dict[str, Any]:
     """Train a line model on line-data files, export ``out/model.onnx`` with its card.
@@ -236,12 +272,9 @@ def train(
         )
         x, widths, labels = x[idx], widths[idx], labels[idx]
     log(f"{len(x)} training lines, {len(xv)} validation lines")
-    model = build(seed)
+    model = build(seed, architecture)
     if init_from is not None:
-        try:
-            model.set_weights(keras.models.load_model(init_from, compile=False).get_weights())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{init_from}: not a line model to start from ({exc})") from None
+        start_from(model, init_from)
     steps = epochs * int(np.ceil(len(x) / batch))
     warmup = min(300, steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -264,7 +297,7 @@ def train(
     best_model = keras.models.load_model(out / "best.keras", compile=False)
     card = {
         "kind": "line",
-        "architecture": "line-cnn",
+        "architecture": architecture,
         "input": {"height": LINE_HEIGHT, "step": STEP, "blank": BLANK},
         "training": {
             "data": [str(p) for p in data],
