@@ -155,9 +155,19 @@ ORAND_LINES := $(TRAIN_DIR)/orand-lines.npz
 $(ORAND_LINES): | $(VENV)/.all
 	$(BIN)/inkdigits line-data --boxes $(ORAND_DIR) --out $@
 
-$(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES) | $(VENV)/.all
-	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) --repeat 1 1 30 --augment \
-		--init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 --out $(@D)
+# plus ten new amounts per such image in its own hand (its digit strips redrawn
+# in a new order between its own marks: --mix), twice over; the Reader then
+# trusts this line model's count more (count_penalty -3, chosen cross-fitted
+# on the two halves of those images, see docs/BENCHMARKS.md, session 18)
+ORAND_MIX := $(TRAIN_DIR)/orand-mix.npz
+
+$(ORAND_MIX): | $(VENV)/.all
+	$(BIN)/inkdigits line-data --boxes $(ORAND_DIR) --mix 10 --seed 0 --out $@
+
+$(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES) $(ORAND_MIX) | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) $(ORAND_MIX) --repeat 1 1 30 2 \
+		--augment --init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 \
+		--fusion count_penalty=-3 --out $(@D)
 
 train-line: $(TRAIN_DIR)/line/model.onnx
 	mkdir -p $(LINE_DIR)

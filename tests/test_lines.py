@@ -17,6 +17,7 @@ from inkdigits.line_data import WIDEST, lines_from_boxes, views_of
 from inkdigits.line_training import Batches, augment, targets
 from inkdigits.lines import (
     BLANK,
+    FUSION,
     LINE_HEIGHT,
     STEP,
     TEXT_HEIGHT,
@@ -153,11 +154,23 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
     code, out, _ = run_cli(
         "train-line", "--data", str(lines), "--out", str(rnn), "--epochs", "1",
         "--architecture", "line-rnn", "--init-from", str(run / "best.keras"),
+        "--fusion", "count_penalty=-3",
     )  # fmt: skip
     assert code == 0, out
     card = json.loads((rnn / "card.json").read_text())
     assert card["architecture"] == "line-rnn" and card["onnx"]["parity_max_abs_diff"] < 1e-4
-    assert LineModel(rnn / "model.onnx").probabilities([a])[0].shape == alone.shape
+    rnn_model = LineModel(rnn / "model.onnx")
+    assert rnn_model.probabilities([a])[0].shape == alone.shape
+    # the fusion weight given goes into the card and the Reader's weights; the rest keep theirs
+    assert card["fusion"] == {"count_penalty": -3.0}
+    assert rnn_model.fusion == {**FUSION, "count_penalty": -3.0}
+    assert "fusion" not in json.loads((run / "card.json").read_text())
+    for bad, message in [("count_penalty", "give KEY=VALUE"), ("penalty=-3", "unknown fusion")]:
+        code, _, err = run_cli(
+            "train-line", "--data", str(lines), "--out", str(tmp_path / "bad"),
+            "--fusion", bad,
+        )  # fmt: skip
+        assert code != 0 and message in err and not (tmp_path / "bad" / "card.json").exists()
     # and a line-cnn cannot start from a line-rnn
     code, _, err = run_cli(
         "train-line", "--data", str(lines), "--out", str(tmp_path / "back"), "--epochs", "1",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import shlex
 import sys
@@ -735,6 +736,20 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------- train-line
 
 
+def fusion_weight(text: str) -> tuple[str, float]:
+    """argparse type: ``KEY=VALUE`` with a finite number for VALUE."""
+    key, _, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not key.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give KEY=VALUE with a number, e.g. count_penalty=-3"
+        )
+    return key.strip(), number
+
+
 def cmd_train_line(args: argparse.Namespace) -> int:
     """Train a line model (reads a whole line of digits at once; CTC) and export it to ONNX.
 
@@ -757,6 +772,7 @@ def cmd_train_line(args: argparse.Namespace) -> int:
         init_from=args.init_from,
         augment=args.augment,
         architecture=args.architecture,
+        fusion=dict(args.fusion or []),
         log=lambda m: print(m, flush=True),
     )
     return 0
@@ -778,6 +794,14 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
         default="line-cnn",
         help="line-cnn (convolutions only, the default) or line-rnn (a bidirectional LSTM "
         "on top); a line-rnn can start from a line-cnn's best.keras",
+    )
+    p.add_argument(
+        "--fusion",
+        nargs="+",
+        type=fusion_weight,
+        metavar="KEY=VALUE",
+        help="how the Reader weighs this model against the digit classifier, written to "
+        "its card (e.g. count_penalty=-3; see Reader._with_line_model)",
     )
     p.add_argument(
         "--augment",

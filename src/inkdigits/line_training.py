@@ -28,7 +28,7 @@ from ._backend import keras, quiet_native_stderr
 from .errors import ConfigError, DataError, ModelError
 from .extra import file_sha256
 from .line_data import WIDEST
-from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, decode
+from .lines import BLANK, FUSION, LINE_HEIGHT, PAD_TO, STEP, decode
 
 MAX_DIGITS = 12  # the longest label a training line may have
 RNN_UNITS = 96  # line-rnn: LSTM units each way
@@ -250,13 +250,19 @@ def train(
     init_from: str | Path | None = None,
     augment: bool = False,
     architecture: str = "line-cnn",
+    fusion: dict[str, float] | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Train a line model on line-data files, export ``out/model.onnx`` with its card.
 
     ``init_from``: a line model's .keras file to start from (fine-tuning).
     ``augment``: restretch, slant, shift and thicken training lines (:func:`augment`).
+    ``fusion``: how the Reader weighs this model against the digit classifier,
+    written to the card (entries of :data:`lines.FUSION`; the rest keep theirs).
     """
+    unknown = sorted(set(fusion or {}) - set(FUSION))
+    if unknown:
+        raise ConfigError(f"unknown fusion weight(s) {unknown}; known: {sorted(FUSION)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x, widths, labels, files = load_lines(list(data))
@@ -314,6 +320,8 @@ def train(
         },
         "validation_exact_match": best,
     }
+    if fusion:
+        card["fusion"] = dict(fusion)
     card["onnx"] = export(best_model, out / "model.onnx", xv[:8])
     (out / "card.json").write_text(json.dumps(card, indent=2))
     return card
