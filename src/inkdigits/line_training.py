@@ -7,6 +7,8 @@ dilated by 2: each output step sees about four digits around it) and gives
 per step the ten digits and the CTC blank. It is fully convolutional: any
 width is read. Training pads each batch on the right to a multiple of
 PAD_TO columns; reading pads each line the same way (``LineModel``).
+``--architecture line-rnn`` puts a bidirectional LSTM between the 1-D
+convolutions and the output (see :func:`build`).
 
     inkdigits line-data --count 50000 --seed 1 --out runs/train/lines-s1.npz
     inkdigits line-data --count 50000 --seed 2 --out runs/train/lines-s2.npz
