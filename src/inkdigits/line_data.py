@@ -106,6 +106,11 @@ def pack(views: list[np.ndarray], texts: list[str]) -> dict[str, np.ndarray]:
     return {"x": x, "widths": widths, "labels": np.array(texts)}
 
 
+def left_to_right(digits: list[dict]) -> list[dict]:
+    """A boxes.json entry's digits in reading order: by box centre, left to right."""
+    return sorted(digits, key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
+
+
 def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     """The lines of a boxes dataset (outside its held-out 30%) with their digit strings.
 
@@ -116,7 +121,7 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
     views, texts = [], []
     for _, entry, im in boxes_images(dataset):
         boxes = [d["box_xywh"] for d in entry["digits"]]
-        digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
+        digits = left_to_right(entry["digits"])
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
         view = _line_holding(im.ink, centres)
         if view is not None:
@@ -159,7 +164,7 @@ def mixed_lines_from_boxes(
     views, texts = [], []
     for k, (_, entry, im) in enumerate(boxes_images(dataset)):
         rng = np.random.default_rng([seed, k])
-        digits = sorted(entry["digits"], key=lambda d: d["box_xywh"][0] + d["box_xywh"][2] / 2)
+        digits = left_to_right(entry["digits"])
         boxes = [[v * im.scale for v in d["box_xywh"]] for d in digits]
         width = im.ink.shape[1]
         cuts = [max(0, int(round(boxes[0][0])))]
