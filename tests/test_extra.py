@@ -102,6 +102,37 @@ def test_rendered_digits_come_from_the_given_digits_and_do_not_depend_on_workers
         extra.rendered_digits(images, labels, 0, seed=5)
 
 
+def test_number_digits_are_labelled_in_reading_order_and_only_when_all_are_found(
+    mnist, monkeypatch
+):
+    from inkdigits import segmentation as seg
+    from inkdigits.reader import Reader
+
+    monkeypatch.setattr(extra, "RENDER_CHUNK", 3)  # 7 numbers: 3 seeded chunks
+    pick = np.isin(mnist.train_labels, [3, 7])
+    images, labels = mnist.train_images[pick][:300], mnist.train_labels[pick][:300]
+    one, y1 = extra.rendered_number_digits(images, labels, 7, seed=4, workers=1)
+    two, y2 = extra.rendered_number_digits(images, labels, 7, seed=4, workers=2)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(y1, y2)
+    assert one.shape[1:] == (28, 28) and one.dtype == np.uint8 and len(one) == len(y1)
+    assert len(one) >= 14  # 2-10 digits per number, most numbers found whole
+    assert set(y1.tolist()) == {3, 7}
+    # each crop carries its own digit's label: labels shifted or reversed would
+    # agree with the reader on about half of them
+    assert (Reader().classify(one).argmax(1) == y1).mean() >= 0.9
+
+    found = seg.find_digits
+
+    def one_missed(*args, **kwargs):
+        lines, digits = found(*args, **kwargs)
+        return lines, [(i, line[1:]) for i, line in digits]
+
+    monkeypatch.setattr(seg, "find_digits", one_missed)
+    none, y = extra.rendered_number_digits(images, labels, 3, seed=4)
+    assert none.shape == (0, 28, 28) and len(y) == 0  # a digit missed: no label is sure
+
+
 def test_render_digits_cli_writes_extra_digits(run_cli, mnist_dir, tmp_path):
     out = tmp_path / "rendered.npz"
     code, stdout, err = run_cli(
@@ -113,6 +144,13 @@ def test_render_digits_cli_writes_extra_digits(run_cli, mnist_dir, tmp_path):
     assert images.shape[1:] == (28, 28) and len(images) == len(labels)
     code, _, err = run_cli("render-digits", "--count", "0", "--out", out)
     assert code == 2 and "--count" in err
+    code, stdout, err = run_cli(
+        "render-digits", "--numbers", "--count", "3", "--seed", "1", "--out", out,
+        "--data-dir", mnist_dir,
+    )  # fmt: skip
+    assert code == 0, err
+    images, labels = extra.load_crops(out)
+    assert stdout.startswith(f"{len(images)} digits cut from 3 renders") and len(images) >= 4
 
 
 @pytest.mark.parametrize("command", ["render-digits", "crops"])

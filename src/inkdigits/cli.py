@@ -602,21 +602,26 @@ def cmd_render_digits(args: argparse.Namespace) -> int:
     Each digit is drawn by the benchmark's generator (paper, shadows, check
     patterns, blue ink, both polarities, thin and thick pens, blur, JPEG) from
     the training split only (never validation or test digits), then read back
-    by the Reader's one-digit preprocessing. Train with them:
+    by the Reader's one-digit preprocessing. With --numbers, 2-10-digit
+    numbers are drawn instead (spaced, close, touching) and cut apart by the
+    Reader's number steps; the digits of each number found whole are kept.
+    Train with them:
     inkdigits train --extra-digits OUT.npz --init-from runs/x/best.keras
     """
     from tqdm import tqdm
 
     from .data import load_mnist
-    from .extra import check_output, rendered_digits
+    from .extra import check_output, rendered_digits, rendered_number_digits
 
     check_output(args.out)  # before minutes of rendering
     s = load_mnist(args.data_dir).split()
+    make = rendered_number_digits if args.numbers else rendered_digits
     with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
-        images, labels = rendered_digits(
-            s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update
-        )
-    _save_digits(args.out, images, labels, f"{len(images)} of {args.count} renders read as digits")
+        images, labels = make(s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update)
+    what = "digits cut from" if args.numbers else "of"
+    _save_digits(
+        args.out, images, labels, f"{len(images)} {what} {args.count} renders read as digits"
+    )
     return 0
 
 
@@ -636,6 +641,11 @@ def _add_render_digits(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the .npz to write")
     p.add_argument("--count", type=positive_int, default=20000, help="renders (default 20000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--numbers",
+        action="store_true",
+        help="render 2-10-digit numbers and keep the digits the Reader cuts out of them",
+    )
     _add_workers_and_data(p)
 
 

@@ -172,8 +172,70 @@ def rendered_digits(
     reader finds no ink at all is left out. Reproducible from ``seed`` whatever
     the number of ``workers`` (processes); ``progress`` gets the samples done.
     """
-    parts = in_chunks(_render_chunk, images, labels, count, seed, workers, progress)
+    return _stacked(in_chunks(_render_chunk, images, labels, count, seed, workers, progress))
+
+
+def _stacked(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' (digits, labels) joined in chunk order."""
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarray, ...]:
+    import cv2
+
+    from . import segmentation as seg
+    from .reader import Reader
+    from .synth import render
+
+    images, labels, seed, chunk, count = args
+    cv2.setNumThreads(1)  # one process per core instead
+    reader = Reader(threads=1, line_model=False)
+    rng = np.random.default_rng([seed, chunk])
+    xs, ys = [], []
+    for _ in range(count):
+        n = int(rng.integers(2, 11))
+        height = int(np.exp(rng.uniform(np.log(15), np.log(NUMBER_TALLEST))))
+        sample = render(rng, images, labels, n, height=height)
+        im = pre.ink_map(sample.image)
+        mask, threshold = pre.binarize(im.ink)
+        _, found = seg.find_digits(
+            mask, im.ink, reader.classify, pre.to_mnist, reader.whole, threshold
+        )
+        if len(found) != 1 or len(found[0][1]) != n:
+            continue  # a digit missed, split or joined: no sure label for its pieces
+        pieces = found[0][1]
+        centres = [x * im.scale for x in sample.spec["digit_x"]]
+        if all(p.x <= c <= p.x + p.w for p, c in zip(pieces, centres, strict=True)):
+            xs.append(seg.crops(pieces, im.ink, pre.to_mnist))
+            ys.extend(int(d) for d in sample.label)
+    digits = np.concatenate(xs) if xs else np.zeros((0, 28, 28), np.uint8)
+    return digits, np.asarray(ys, np.uint8)
+
+
+NUMBER_TALLEST = 160  # px: taller numbers cost more to render and are shrunk alike
+
+
+def rendered_number_digits(
+    images: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    seed: int,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The digits of ``count`` rendered 2-10-digit numbers, as the Reader cuts them out.
+
+    Each number is drawn by the benchmark's generator (spaced, close or
+    touching, punctuation mixed in) from ``images`` and found by the Reader's
+    own number steps (``segmentation.find_digits`` with the shipped digit
+    model and whole-digit check), so each crop shows what the classifier is
+    shown inside a number: its neighbours' edges, the cuts between touching
+    digits. A number is kept only when the Reader finds it as one line of
+    exactly its digits, each piece holding its digit's centre; its crops are
+    then labelled in order. Returns (uint8 (N, 28, 28), labels (N,)),
+    reproducible from ``seed`` whatever the number of ``workers``.
+    """
+    return _stacked(in_chunks(_number_chunk, images, labels, count, seed, workers, progress))
 
 
 def check_output(path: str | Path) -> None:

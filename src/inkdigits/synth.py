@@ -326,10 +326,9 @@ def render(
         line = None
     m = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), spec["rotation"], 1.0)
     canvas = cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]), flags=cv2.INTER_LINEAR)
-    if check:  # where each digit ended up, to check that the reader found them all
-        spec["digit_x"] = [
-            float(m[0] @ (x + w / 2 + pad, y + h / 2 + pad, 1)) for x, y, w, h in boxes
-        ]
+    # where each digit's centre ended up (image columns), to check that the
+    # reader found them all and to label what it cut out
+    spec["digit_x"] = [float(m[0] @ (x + w / 2 + pad, y + h / 2 + pad, 1)) for x, y, w, h in boxes]
     alpha = np.clip(canvas, 0, 1)[..., None]
     bg = _background(rng, spec["background"], canvas.shape, spec["dark"])
     if line is not None:
