@@ -17,7 +17,8 @@ figure (bench/orand.py reports it separately).
 polarities, thin and thick pens, blur, JPEG) and cut back out by the Reader's
 one-digit path (``preprocessing.preprocess``), so the model learns the
 pipeline's own artefacts (broken thin strokes, thinned broad strokes) on
-digits it is allowed to see.
+digits it is allowed to see; :func:`rendered_number_digits` does the same
+with whole numbers, cut apart by the Reader's number steps.
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ def _stacked(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+NUMBER_TALLEST = 160  # px: taller numbers cost more to render and are shrunk alike
+
+
 def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarray, ...]:
     import cv2
 
@@ -212,9 +216,6 @@ def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
     return digits, np.asarray(ys, np.uint8)
 
 
-NUMBER_TALLEST = 160  # px: taller numbers cost more to render and are shrunk alike
-
-
 def rendered_number_digits(
     images: np.ndarray,
     labels: np.ndarray,
@@ -233,7 +234,8 @@ def rendered_number_digits(
     digits. A number is kept only when the Reader finds it as one line of
     exactly its digits, each piece holding its digit's centre; its crops are
     then labelled in order. Returns (uint8 (N, 28, 28), labels (N,)),
-    reproducible from ``seed`` whatever the number of ``workers``.
+    reproducible from ``seed`` (with the same shipped models, which decide the
+    cuts) whatever the number of ``workers``.
     """
     return _stacked(in_chunks(_number_chunk, images, labels, count, seed, workers, progress))
 
