@@ -111,8 +111,8 @@ def test_number_digits_are_labelled_in_reading_order_and_only_when_all_are_found
     monkeypatch.setattr(extra, "RENDER_CHUNK", 3)  # 7 numbers: 3 seeded chunks
     pick = np.isin(mnist.train_labels, [3, 7])
     images, labels = mnist.train_images[pick][:300], mnist.train_labels[pick][:300]
-    one, y1 = extra.rendered_number_digits(images, labels, 7, seed=4, workers=1)
-    two, y2 = extra.rendered_number_digits(images, labels, 7, seed=4, workers=2)
+    one, y1 = extra.rendered_digits(images, labels, 7, seed=4, workers=1, numbers=True)
+    two, y2 = extra.rendered_digits(images, labels, 7, seed=4, workers=2, numbers=True)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(y1, y2)
     assert one.shape[1:] == (28, 28) and one.dtype == np.uint8 and len(one) == len(y1)
@@ -129,7 +129,7 @@ def test_number_digits_are_labelled_in_reading_order_and_only_when_all_are_found
         return lines, [(i, line[1:]) for i, line in digits]
 
     monkeypatch.setattr(seg, "find_digits", one_missed)
-    none, y = extra.rendered_number_digits(images, labels, 3, seed=4)
+    none, y = extra.rendered_digits(images, labels, 3, seed=4, numbers=True)
     assert none.shape == (0, 28, 28) and len(y) == 0  # a digit missed: no label is sure
 
 

@@ -611,13 +611,14 @@ def cmd_render_digits(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .data import load_mnist
-    from .extra import check_output, rendered_digits, rendered_number_digits
+    from .extra import check_output, rendered_digits
 
     check_output(args.out)  # before minutes of rendering
     s = load_mnist(args.data_dir).split()
-    make = rendered_number_digits if args.numbers else rendered_digits
     with tqdm(total=args.count, unit="img", file=sys.stderr, disable=None) as bar:
-        images, labels = make(s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update)
+        images, labels = rendered_digits(
+            s.x_train, s.y_train, args.count, args.seed, args.workers, bar.update, args.numbers
+        )
     what = "digits cut from" if args.numbers else "of"
     _save_digits(
         args.out, images, labels, f"{len(images)} {what} {args.count} renders read as digits"

@@ -17,8 +17,8 @@ figure (bench/orand.py reports it separately).
 polarities, thin and thick pens, blur, JPEG) and cut back out by the Reader's
 one-digit path (``preprocessing.preprocess``), so the model learns the
 pipeline's own artefacts (broken thin strokes, thinned broad strokes) on
-digits it is allowed to see; :func:`rendered_number_digits` does the same
-with whole numbers, cut apart by the Reader's number steps.
+digits it is allowed to see; with ``numbers=True`` it does the same with
+whole numbers, cut apart by the Reader's number steps.
 """
 
 from __future__ import annotations
@@ -159,23 +159,6 @@ def in_chunks(
     return parts
 
 
-def rendered_digits(
-    images: np.ndarray,
-    labels: np.ndarray,
-    count: int,
-    seed: int,
-    workers: int = 1,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` digits from ``images`` rendered as photos and cut out by the Reader.
-
-    Returns (uint8 (N, 28, 28), labels (N,)), N <= count: a render in which the
-    reader finds no ink at all is left out. Reproducible from ``seed`` whatever
-    the number of ``workers`` (processes); ``progress`` gets the samples done.
-    """
-    return _stacked(in_chunks(_render_chunk, images, labels, count, seed, workers, progress))
-
-
 def _stacked(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The chunks' (digits, labels) joined in chunk order."""
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -200,11 +183,7 @@ def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
         n = int(rng.integers(2, 11))
         height = int(np.exp(rng.uniform(np.log(15), np.log(NUMBER_TALLEST))))
         sample = render(rng, images, labels, n, height=height)
-        im = pre.ink_map(sample.image)
-        mask, threshold = pre.binarize(im.ink)
-        _, found = seg.find_digits(
-            mask, im.ink, reader.classify, pre.to_mnist, reader.whole, threshold
-        )
+        im, _, found = reader.find_digits(sample.image)
         if len(found) != 1 or len(found[0][1]) != n:
             continue  # a digit missed, split or joined: no sure label for its pieces
         pieces = found[0][1]
@@ -216,28 +195,34 @@ def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
     return digits, np.asarray(ys, np.uint8)
 
 
-def rendered_number_digits(
+def rendered_digits(
     images: np.ndarray,
     labels: np.ndarray,
     count: int,
     seed: int,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    numbers: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The digits of ``count`` rendered 2-10-digit numbers, as the Reader cuts them out.
+    """Digits from ``images`` rendered as photos and cut out by the Reader.
 
-    Each number is drawn by the benchmark's generator (spaced, close or
-    touching, punctuation mixed in) from ``images`` and found by the Reader's
-    own number steps (``segmentation.find_digits`` with the shipped digit
-    model and whole-digit check), so each crop shows what the classifier is
-    shown inside a number: its neighbours' edges, the cuts between touching
-    digits. A number is kept only when the Reader finds it as one line of
-    exactly its digits, each piece holding its digit's centre; its crops are
-    then labelled in order. Returns (uint8 (N, 28, 28), labels (N,)),
-    reproducible from ``seed`` (with the same shipped models, which decide the
-    cuts) whatever the number of ``workers``.
+    ``count`` single digits, each cut out by the one-digit preprocessing (a
+    render in which the reader finds no ink at all is left out); or, with
+    ``numbers``, ``count`` numbers of 2-10 digits (spaced, close or touching,
+    punctuation mixed in), each found by the Reader's own number steps
+    (:meth:`Reader.find_digits` with the shipped digit model and whole-digit
+    check), so each crop shows what the classifier is shown inside a number:
+    its neighbours' edges, the cuts between touching digits. A number is kept
+    only when the Reader finds it as one line of exactly its digits, each
+    piece holding its digit's centre; its crops are then labelled in order.
+
+    Returns (uint8 (N, 28, 28), labels (N,)). Reproducible from ``seed``
+    (for numbers, with the same shipped models, which decide the cuts)
+    whatever the number of ``workers`` (processes); ``progress`` gets the
+    samples done.
     """
-    return _stacked(in_chunks(_number_chunk, images, labels, count, seed, workers, progress))
+    chunk = _number_chunk if numbers else _render_chunk
+    return _stacked(in_chunks(chunk, images, labels, count, seed, workers, progress))
 
 
 def check_output(path: str | Path) -> None:

@@ -230,19 +230,26 @@ class Reader:
         gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
 
+    def find_digits(
+        self, rgb: np.ndarray
+    ) -> tuple[pre.InkMap, list[list[seg.Piece]], list[tuple[int, list[seg.Piece]]]]:
+        """Where :meth:`read_number` finds digits in an RGB image: its ink map, its
+        lines as found (the line model sees them whole) and, for those with
+        digits, the line's index and its digit pieces (see ``seg.find_digits``)."""
+        im = pre.ink_map(rgb)
+        mask, threshold = pre.binarize(im.ink)
+        whole = self.whole if self.whole_check is not None else None
+        raw_lines, found_lines = seg.find_digits(
+            mask, im.ink, self.classify, pre.to_mnist, whole, threshold
+        )
+        return im, raw_lines, found_lines
+
     def read_number(
         self, image: pre.ImageLike, min_confidence: float | None = None
     ) -> NumberResult:
         """Read every digit, line by line, left to right (``min_confidence`` as above)."""
         rgb = pre.load_image(image, self.max_pixels)
-        im = pre.ink_map(rgb)
-        mask, threshold = pre.binarize(im.ink)
-        whole = self.whole if self.whole_check is not None else None
-        # the lines as found (the line model sees them whole) and, for those
-        # with digits, the line's index and its digit pieces
-        raw_lines, found_lines = seg.find_digits(
-            mask, im.ink, self.classify, pre.to_mnist, whole, threshold
-        )
+        im, raw_lines, found_lines = self.find_digits(rgb)
         lines = [d for _, d in found_lines]
         if not lines:
             return NumberResult([], [], "no digit found (no ink)")
