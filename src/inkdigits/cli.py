@@ -50,15 +50,20 @@ def _subcommand(
     return p
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def positive_int(text: str, least: int = 1) -> int:
+    """argparse type: an integer >= 1 (>= ``least``)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def count_or_zero(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return positive_int(text, least=0)
 
 
 def positive_float(text: str) -> float:
@@ -772,6 +777,12 @@ def cmd_train_line(args: argparse.Namespace) -> int:
 
     if args.repeat and len(args.repeat) != len(args.data):
         raise ConfigError("--repeat takes one count per --data file")
+    spike_digits = None
+    if args.spike_count:
+        from .data import load_mnist
+
+        s = load_mnist(args.data_dir).split()
+        spike_digits = (s.x_train, s.y_train)
     train(
         args.data,
         args.out,
@@ -784,6 +795,8 @@ def cmd_train_line(args: argparse.Namespace) -> int:
         augment=args.augment,
         architecture=args.architecture,
         fusion=dict(args.fusion or []),
+        spike_digits=spike_digits,
+        spike_count=args.spike_count,
         log=lambda m: print(m, flush=True),
     )
     return 0
@@ -819,6 +832,15 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="restretch, slant, shift and thicken or thin each training line anew every epoch",
     )
+    p.add_argument(
+        "--spike-count",
+        type=count_or_zero,
+        default=300,
+        metavar="N",
+        help="numbers of MNIST training digits to render to measure where the model marks "
+        "digits, for the boxes the Reader draws (default 300; 0 skips it)",
+    )
+    p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
 # --------------------------------------------------------------------------- quantize

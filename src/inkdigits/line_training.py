@@ -253,6 +253,8 @@ def train(
     augment: bool = False,
     architecture: str = "line-cnn",
     fusion: dict[str, float] | None = None,
+    spike_digits: tuple[np.ndarray, np.ndarray] | None = None,
+    spike_count: int = 300,
     log=print,
 ) -> dict[str, Any]:
     """Train a line model on line-data files, export ``out/model.onnx`` with its card.
@@ -261,6 +263,9 @@ def train(
     ``augment``: restretch, slant, shift and thicken training lines (:func:`augment`).
     ``fusion``: how the Reader weighs this model against the digit classifier,
     written to the card (entries of :data:`lines.FUSION`; the rest keep theirs).
+    ``spike_digits``: digit images and labels to render ``spike_count``
+    numbers of, on which the exported model's ``spike_offset`` (where it marks
+    a digit) is measured for the card (:func:`line_data.spike_offset`).
     """
     unknown = sorted(set(fusion or {}) - set(FUSION))
     if unknown:
@@ -326,6 +331,18 @@ def train(
         card["fusion"] = dict(fusion)
     card["onnx"] = export(best_model, out / "model.onnx", xv[:8])
     (out / "card.json").write_text(json.dumps(card, indent=2))
+    if spike_digits is not None and spike_count:
+        from .line_data import spike_offset
+        from .lines import LineModel
+
+        try:
+            lag = spike_offset(LineModel(out / "model.onnx"), *spike_digits, spike_count)
+        except ValueError as e:
+            log(f"spike offset not measured: {e}")
+        else:
+            card["input"]["spike_offset"] = round(lag, 2)
+            (out / "card.json").write_text(json.dumps(card, indent=2))
+            log(f"the model marks digits {lag:+.2f} steps from their centres")
     return card
 
 

@@ -227,6 +227,9 @@ class LineModel:
             raise ModelError(f"{path}: input shape {inp.shape}, expected (N, {LINE_HEIGHT}, W, 1)")
         self.input_name = inp.name
         self.fusion = {**FUSION, **self.card.get("fusion", {})}
+        # where it marks a digit, in steps from the digit's centre (its card's,
+        # measured by line_data.spike_offset; 0 for a card without one)
+        self.spike_offset = float(self.card.get("input", {}).get("spike_offset", 0.0))
 
     def probabilities(self, views: list[np.ndarray]) -> list[np.ndarray]:
         """(W_i / STEP, 11) probabilities for each view.

@@ -392,8 +392,13 @@ class Reader:
         im: pre.InkMap,
         min_confidence: float | None,
     ) -> list[DigitResult]:
-        """Digits where the line model reads them: boxes between its steps' midpoints."""
-        xs = [geometry.x0 + (t * STEP + STEP / 2) / geometry.scale for t in steps]
+        """Digits where the line model reads them: boxes between its steps' midpoints.
+
+        A step is where the model marks a digit, which is not the digit's
+        centre: each is moved by the model's ``spike_offset`` first.
+        """
+        lag = self.line_model.spike_offset
+        xs = [geometry.x0 + ((t - lag) * STEP + STEP / 2) / geometry.scale for t in steps]
         x_lo = max(0.0, geometry.x0)
         x_hi = min(float(im.ink.shape[1]), geometry.x0 + geometry.columns / geometry.scale)
         y_lo = min(p.y for p in line)
