@@ -517,7 +517,7 @@ def test_the_line_model_and_the_classifier_decide_together():
     fusion = {"same_weight": 1.0, "count_weight": 1.0, "count_penalty": -2.0,
               "drop_penalty": -5.0, "temperature": 1.0, "count_confidence": 0.3,
               "uneven_heights": 1.5, "uneven_count_weight": 0.0}  # fmt: skip
-    reader.line_model = SimpleNamespace(fusion=fusion)
+    reader.line_model = SimpleNamespace(fusion=fusion, spike_offset=0.0)  # marks at centres
 
     ink = np.zeros((40, 120), np.float32)
     ink[10:30, 10:14] = ink[10:30, 40:44] = ink[10:30, 70:74] = 1.0
