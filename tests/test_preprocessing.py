@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from inkdigits import preprocessing as pre
+from inkdigits import synth
 from inkdigits.preprocessing import ImageError
 
 
@@ -244,6 +245,30 @@ def test_dark_pen_on_a_dim_shadowed_photo_keeps_its_polarity(seven):
     assert not im.inverted
     ref = pre.preprocess(paper(seven, 300)).digit.astype(int)
     assert np.abs(pre.preprocess(rgb).digit.astype(int) - ref).mean() < 15
+
+
+@pytest.mark.parametrize("bg", [(85, 85, 85), (70, 72, 75)])
+def test_blue_pen_on_dim_grey_paper_is_dark_ink(seven, bg):
+    # saturated blue is lighter than dim grey paper in its strongest channel
+    # (170 against 85), so its strokes counted as light ink as much as dark
+    # and the page was taken for a board; in luminance the pen is darker
+    rgb = paper(seven, 200, ink=(40, 55, 170), bg=bg)
+    rgb = np.pad(rgb, ((100, 100), (100, 100), (0, 0)), mode="edge")
+    assert not pre.ink_map(rgb).inverted
+    ref = pre.preprocess(paper(seven, 200)).digit.astype(int)
+    assert np.abs(pre.preprocess(rgb).digit.astype(int) - ref).mean() < 15
+
+
+@pytest.mark.parametrize("seed", [259, 509, 27])
+def test_dark_numbers_beside_a_shadow_s_edge_keep_their_polarity(mnist, seed):
+    # photos of three dark digits on paper half in shadow (seed 259: lit paper
+    # between the digits and the shadow's edge; 27: blue pen on dim paper):
+    # the strokes pulled the opening background down, the lit paper around
+    # them rose above it and the page was read as light ink on a dark board
+    rng = np.random.default_rng(seed)
+    sample = synth.render(rng, mnist.test_images, mnist.test_labels, 3, background="photo",
+                          dark=False)  # fmt: skip
+    assert not pre.ink_map(sample.image).inverted
 
 
 @pytest.mark.parametrize("light_ink", [True, False], ids=["pale-pen-on-board", "pencil-on-grey"])

@@ -316,6 +316,16 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     return bg
 
 
+def _median_page(v: np.ndarray) -> np.ndarray:
+    """The page's local level whichever its ink: a median over a fifth of the image
+    (at quarter resolution), uint8 like ``v``."""
+    h, w = v.shape
+    f = 4 if min(h, w) >= 64 else 1
+    small = cv2.resize(v, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    med = cv2.medianBlur(small, min(_odd(min(small.shape) / 5), 255))
+    return cv2.resize(med, (w, h), interpolation=cv2.INTER_LINEAR) if f > 1 else med
+
+
 _U8_LEVELS = np.arange(256, dtype=np.float32) * np.float32(1 / 255)  # as ink_map scales
 
 
@@ -406,9 +416,30 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
     # only when the falls pass that; on a light page both are counted, as
     # "no ink either way" sends the test to the fainter contrast
+    def median_says_dark(c: float) -> bool:
+        # Dark strokes on lit paper pull the opening down around them, so near
+        # a shadow's edge the paper passes for light ink. Against the median
+        # page (whichever the ink, the page is most of a window) that paper
+        # does not rise, while light ink still does.
+        # Saturated blue ink on dim grey paper is lighter than it in its
+        # strongest channel: light ink must also be lighter in luminance.
+        c8 = int(c * 255)
+        lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        rise = count(
+            (cv2.subtract(light, _median_page(light)) > c8)
+            & (light > above(med_light + c))
+            & (lum > _median_page(lum))
+        )
+        page = _median_page(dark)
+        off = _ratio(cv2.subtract(page, dark), page) >= c8
+        fall = count(off & (dark < below(med_dark - c * max(med_dark, 0.15))))
+        return fall > 30 and fall > 1.5 * max(rise, 20)
+
     if med_light < 0.45:
         fall = falls(relative=True)
         inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
+        if inverted and median_says_dark(POLARITY_CONTRAST):
+            inverted = False
     else:  # on a near-white page nothing is lighter than the median by the contrast
         c = POLARITY_CONTRAST
         rise = rises() if med_light < 1.0 - c + 1e-3 else 0
@@ -416,8 +447,11 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         if rise <= 30 and fall <= 30 and med_light < 1.0 - FAINT_CONTRAST:
             # no ink either way at that contrast: look again for fainter strokes
             # (yellowish ink on a grey-blue board rises 0.15-0.25 above it)
-            rise, fall = rises(FAINT_CONTRAST), falls(False, FAINT_CONTRAST)
+            c = FAINT_CONTRAST
+            rise, fall = rises(c), falls(False, c)
         inverted = rise > 30 and rise > 1.5 * max(fall, 20)
+        if inverted and median_says_dark(c):
+            inverted = False
     # Ink relative to the local background, so shadows and lighting cancel out.
     ink8 = ink_of(not inverted)
     if denoise:
