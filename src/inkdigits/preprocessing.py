@@ -413,9 +413,6 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
             page = dark < below(med_dark - c)
         return count(off & page)
 
-    # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
-    # only when the falls pass that; on a light page both are counted, as
-    # "no ink either way" sends the test to the fainter contrast
     def median_says_dark(c: float) -> bool:
         # Dark strokes on lit paper pull the opening down around them, so near
         # a shadow's edge the paper passes for light ink. Against the median
@@ -435,6 +432,9 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         fall = count(off & (dark < below(med_dark - c * max(med_dark, 0.15))))
         return fall > 30 and fall > 1.5 * max(rise, 20)
 
+    # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
+    # only when the falls pass that; on a light page both are counted, as
+    # "no ink either way" sends the test to the fainter contrast
     if med_light < 0.45:
         fall = falls(relative=True)
         inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
