@@ -31,6 +31,12 @@ RENDER_TALLEST = 120  # px: the tallest digits rendered for training
 WIDEST = 384  # px: views stored this wide at most (wider ones are squeezed)
 
 
+def _lines_in(ink: np.ndarray) -> list[list[seg.Piece]]:
+    """The lines the Reader finds in an ink map (binarised as it binarises them)."""
+    mask, threshold = pre.binarize(ink)
+    return seg.find_lines(mask, ink, threshold)
+
+
 def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.ndarray]:
     """The line views of an image, as the reader makes them (top to bottom).
 
@@ -39,8 +45,7 @@ def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.nda
     gives no views.
     """
     im = pre.ink_map(rgb)
-    mask, threshold = pre.binarize(im.ink)
-    lines = seg.find_lines(mask, im.ink, threshold)
+    lines = _lines_in(im.ink)
     if digit_x is not None:
         boxes = [seg.extent(line) for line in lines]
         for x in digit_x:
@@ -113,8 +118,7 @@ def spike_offset(
         height = int(np.exp(rng.uniform(np.log(15), np.log(RENDER_TALLEST))))
         sample = synth.render(rng, images, labels, n, height=height)
         im = pre.ink_map(sample.image)
-        mask, threshold = pre.binarize(im.ink)
-        lines = seg.find_lines(mask, im.ink, threshold)
+        lines = _lines_in(im.ink)
         if len(lines) != 1:
             continue
         view, g = line_view(im.ink, lines[0])
@@ -168,9 +172,8 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
 def _line_holding(ink: np.ndarray, centres: list[tuple[float, float]]) -> np.ndarray | None:
     """The view of the line (as the Reader finds lines in ``ink``) holding most of
     ``centres``, or None if it misses any of them."""
-    mask, threshold = pre.binarize(ink)
     best, most = None, 0
-    lines = seg.find_lines(mask, ink, threshold)
+    lines = _lines_in(ink)
     for i, line in enumerate(lines):
         x0, y0, x1, y1 = seg.extent(line)
         inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)

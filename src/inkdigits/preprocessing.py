@@ -282,6 +282,20 @@ def _odd(n: float) -> int:
     return n if n % 2 else n + 1
 
 
+def _page_window(v: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """``v`` at quarter resolution (as it is when under 64 px), the factor it was
+    shrunk by, and the side of the window a page's level is taken over there:
+    a fifth of the image, wider than any stroke of a digit that fits it."""
+    h, w = v.shape
+    f = 4 if min(h, w) >= 64 else 1
+    small = (
+        cv2.resize(v, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        if f > 1
+        else v
+    )
+    return small, f, _odd(min(small.shape) / 5)
+
+
 def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     """Paper brightness without the strokes: closing (dark ink) at quarter resolution.
 
@@ -290,13 +304,7 @@ def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
     quantised to 8 bits anyway.
     """
     h, w = v.shape
-    f = 4 if min(h, w) >= 64 else 1
-    small = (
-        cv2.resize(v, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-        if f > 1
-        else v
-    )
-    k = _odd(min(small.shape) / 5)  # wider than any stroke of a digit that fits the image
+    small, f, k = _page_window(v)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
     # The page continued past the image's edge (replicated once, not per
@@ -320,9 +328,8 @@ def _median_page(v: np.ndarray) -> np.ndarray:
     """The page's local level whichever its ink: a median over a fifth of the image
     (at quarter resolution), uint8 like ``v``."""
     h, w = v.shape
-    f = 4 if min(h, w) >= 64 else 1
-    small = cv2.resize(v, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    med = cv2.medianBlur(small, min(_odd(min(small.shape) / 5), 255))
+    small, f, k = _page_window(v)
+    med = cv2.medianBlur(small, min(k, 255))
     return cv2.resize(med, (w, h), interpolation=cv2.INTER_LINEAR) if f > 1 else med
 
 
