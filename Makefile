@@ -158,9 +158,7 @@ $(ORAND_LINES): | $(VENV)/.all
 # plus ten new amounts per such image in its own hand (its digit strips redrawn
 # in a new order between its own marks: --mix), twice over; the Reader then
 # trusts this line model's count more (count_penalty -3, chosen cross-fitted
-# on the two halves of those images, see docs/BENCHMARKS.md, session 18) and
-# keeps the same-count weight and temperature it was measured with (0.5, 1.8;
-# the defaults since session 21 are 0.7 and 2.2)
+# on the two halves of those images, see docs/BENCHMARKS.md, session 18)
 ORAND_MIX := $(TRAIN_DIR)/orand-mix.npz
 
 $(ORAND_MIX): | $(VENV)/.all
@@ -169,7 +167,7 @@ $(ORAND_MIX): | $(VENV)/.all
 $(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES) $(ORAND_MIX) | $(VENV)/.all
 	$(BIN)/inkdigits train-line --data $(LINE_DATA) $(ORAND_LINES) $(ORAND_MIX) --repeat 1 1 30 2 \
 		--augment --init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 \
-		--fusion count_penalty=-3 same_weight=0.5 temperature=1.8 --out $(@D)
+		--fusion count_penalty=-3 --out $(@D)
 
 train-line: $(TRAIN_DIR)/line/model.onnx
 	mkdir -p $(LINE_DIR)

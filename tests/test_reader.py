@@ -516,8 +516,7 @@ def test_the_line_model_and_the_classifier_decide_together():
     reader = Reader(line_model=False)
     fusion = {"same_weight": 1.0, "count_weight": 1.0, "count_penalty": -2.0,
               "drop_penalty": -5.0, "temperature": 1.0, "count_confidence": 0.3,
-              "uneven_heights": 1.5, "uneven_count_weight": 0.0,
-              "uneven_same_weight": 1.0}  # fmt: skip
+              "uneven_heights": 1.5, "uneven_count_weight": 0.0}  # fmt: skip
     reader.line_model = SimpleNamespace(fusion=fusion, spike_offset=0.0)  # marks at centres
 
     ink = np.zeros((40, 120), np.float32)

@@ -41,22 +41,19 @@ LINE_DIR = "line"  # the shipped line model's folder in inkdigits.weights
 # how much the Reader trusts a line model and how it calibrates the fused
 # confidences, unless the model's card says otherwise (see Reader._with_line_model);
 # chosen for the shipped line model on development numbers (generator seeds 8
-# and 9) and ORAND-CAR-A outside its held-out part; same_weight (0.5 before)
-# and the temperature that calibrates it (1.8 before) on seeds 8-11, checked
-# on seeds 12 and 13 (session 21, docs/BENCHMARKS.md)
+# and 9) and ORAND-CAR-A outside its held-out part
 FUSION = {
-    "same_weight": 0.7,
+    "same_weight": 0.5,
     "count_weight": 1.0,
     "count_penalty": -12.0,
     "drop_penalty": -5.0,
-    "temperature": 2.2,
+    "temperature": 1.8,
     "count_confidence": 0.72,
     # the line model learned numbers whose digits are about equally tall; on a
     # line whose tallest digit is more than this many times the median digit's
     # height (a "6.000" with small 0s) its count is trusted less
     "uneven_heights": 1.5,
     "uneven_count_weight": 0.5,
-    "uneven_same_weight": 0.5,
 }
 
 

@@ -319,12 +319,10 @@ class Reader:
         ``drop_penalty``; the line model's reading scores ``count_weight``
         times its own, plus ``count_penalty`` per digit of difference. On a
         line whose digits are far from equally tall (the tallest over
-        ``uneven_heights`` times the median), unlike the numbers the line
-        model learned from, ``uneven_count_weight`` replaces ``count_weight``
-        and ``uneven_same_weight`` replaces ``same_weight`` (trusted more
-        there, it turned a small 0 of a "1.000" into a 6). The weights are
-        the line model's (its card's ``fusion``, chosen on development sets;
-        see LineModel).
+        ``uneven_heights`` times the median), unlike the numbers
+        the line model learned from, ``uneven_count_weight`` replaces
+        ``count_weight``. The weights are the line model's (its card's
+        ``fusion``, chosen on development sets; see LineModel).
 
         The confidences are calibrated on development lines: the fused
         log-probabilities (and the line model's own, when its reading wins)
@@ -343,17 +341,16 @@ class Reader:
         text, _, steps = decode(probs)
         digit_probs = probs[:, :BLANK]
         per_step = digit_probs / np.clip(digit_probs.sum(axis=1, keepdims=True), 1e-9, None)
-        heights = [d.box[3] for d in row if d.box is not None]
-        uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         if len(text) == len(row):
-            same = fusion["uneven_same_weight" if uneven else "same_weight"]
             out = []
             for d, t in zip(row, steps, strict=True):
                 fused = np.log(np.clip(d.probabilities, 1e-6, 1.0))
-                fused += same * np.log(np.clip(per_step[t], 1e-6, 1.0))
+                fused += fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
                 out.append(self._result(d.image, tempered(fused), d.box, gate, min_confidence))
             return out, 1.0
+        heights = [d.box[3] for d in row if d.box is not None]
+        uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         weight = fusion["uneven_count_weight" if uneven else "count_weight"]
 
         def line_score(digits: str) -> float:
