@@ -410,11 +410,14 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         off = cv2.subtract(light, background(False)) > int(c * 255)
         return count(off & (light > above(med_light + c)))
 
+    def under_median(c: float) -> np.ndarray:  # darker than the median page by c, relative
+        return dark < below(med_dark - c * max(med_dark, 0.15))
+
     def falls(relative: bool, c: float = POLARITY_CONTRAST) -> int:  # clearly darker
         c8 = int(c * 255)
         if relative:
             off = ink_of(True) >= c8  # rounded down: "ratio > c" to within a level
-            page = dark < below(med_dark - c * max(med_dark, 0.15))
+            page = under_median(c)
         else:
             off = cv2.subtract(background(True), dark) > c8
             page = dark < below(med_dark - c)
@@ -428,16 +431,18 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         # Saturated blue ink on dim grey paper is lighter than it in its
         # strongest channel: light ink must also be lighter in luminance.
         c8 = int(c * 255)
+        page = _median_page(dark)
+        off = _ratio(cv2.subtract(page, dark), page) >= c8
+        fall = count(off & under_median(c))
+        if fall <= 30:  # no dark ink at all: the rises need not be counted
+            return False
         lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         rise = count(
             (cv2.subtract(light, _median_page(light)) > c8)
             & (light > above(med_light + c))
             & (lum > _median_page(lum))
         )
-        page = _median_page(dark)
-        off = _ratio(cv2.subtract(page, dark), page) >= c8
-        fall = count(off & (dark < below(med_dark - c * max(med_dark, 0.15))))
-        return fall > 30 and fall > 1.5 * max(rise, 20)
+        return fall > 1.5 * max(rise, 20)
 
     # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
     # only when the falls pass that; on a light page both are counted, as
