@@ -51,7 +51,7 @@ def _subcommand(
 
 
 def positive_int(text: str, least: int = 1) -> int:
-    """argparse type: an integer >= 1 (>= ``least``)."""
+    """argparse type: an integer >= ``least`` (1 unless given)."""
     try:
         value = int(text)
     except ValueError:
