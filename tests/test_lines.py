@@ -24,6 +24,7 @@ from inkdigits.lines import (
     LineModel,
     decode,
     line_view,
+    single_digit_probabilities,
     string_probability,
 )
 
@@ -53,6 +54,26 @@ def test_string_probability_sums_every_alignment():
             if "".join(map(str, kept)) == text:
                 brute += float(np.prod(probs[np.arange(len(probs)), path]))
         assert string_probability(probs, text) == pytest.approx(brute, rel=1e-9), text
+
+
+def test_single_digit_probabilities_are_the_one_digit_strings_probabilities():
+    rng = np.random.default_rng(1)
+    cases = [rng.dirichlet(np.ones(BLANK + 1), size=t) for t in (1, 2, 5, 40)]
+    # a long, mostly blank line whose steps' product leaves float64's range
+    # unless scaled as it goes: one 6 at step 150
+    long = rng.dirichlet(np.ones(BLANK + 1) * 0.05, size=300) * 1e-3
+    long[:, BLANK] += 1 - long.sum(axis=1)
+    long[150] = steps(6, sure=0.7)[0]
+    cases.append(long)
+    for probs in cases:
+        want = [string_probability(probs, str(k)) for k in range(10)]
+        assert max(want) > 1e-200
+        np.testing.assert_allclose(single_digit_probabilities(probs), want, rtol=1e-9)
+    assert single_digit_probabilities(long).argmax() == 6
+    sure = single_digit_probabilities(steps(BLANK, 4, 4, BLANK))
+    assert sure.argmax() == 4 and sure[4] > 0.5 and sure[7] < 1e-3
+    # two digits read: every one-digit reading is unlikely
+    assert single_digit_probabilities(steps(BLANK, 4, BLANK, 7, BLANK)).max() < 0.05
 
 
 def line_of(mnist, indices, height: int, angle: float) -> tuple[np.ndarray, list[seg.Piece]]:

@@ -579,6 +579,57 @@ def test_the_line_model_and_the_classifier_decide_together():
     assert number.to_dict()["count_confidences"] == [0.3]
 
 
+def test_one_digit_is_read_with_the_line_models_view_of_its_faint_ink(reader, mnist):
+    from types import SimpleNamespace
+
+    fused = Reader(line_model=False)
+    fusion = {"single_weight": 1.0, "single_temperature": 1.0}
+    steps = _ctc_steps(10, 0, 0, 10)  # the line model: one 0, sure of it
+    fused.line_model = SimpleNamespace(fusion=fusion, probabilities=lambda views: [steps])
+    c_shape = np.full(10, 0.02, np.float32)
+    c_shape[[5, 0]] = [0.6, 0.24]  # the classifier sees a C: a 5 more than a 0
+    got = fused.with_line_view(c_shape, np.zeros((32, 16), np.float32))
+    assert got.argmax() == 0 and got.sum() == pytest.approx(1.0, abs=1e-5)
+    assert got.dtype == c_shape.dtype
+    # a lower weight and a temperature soften the fused reading
+    fusion.update(single_weight=0.25, single_temperature=1.2)
+    soft = fused.with_line_view(c_shape, np.zeros((32, 16), np.float32))
+    assert soft.argmax() == 0 and 0.5 < soft[0] < got[0]
+    # a view where it reads no single digit (blanks only) leaves the classifier's
+    steps = _ctc_steps(10, 10, 10, sure=1.0)
+    np.testing.assert_array_equal(fused.with_line_view(c_shape, np.zeros((32, 16))), c_shape)
+    # the shipped reader reads one digit with its line model, and still reads
+    # clean digits (the preprocessing gives the view only when asked)
+    assert reader.line_model.fusion["single_weight"] > 0
+    img = paper(mnist.test_images[3])
+    one = reader.read_digit(img)
+    assert one.digit == mnist.test_labels[3]
+    # auto mode reads an image of one digit the same way
+    assert reader.read(img).probabilities == one.probabilities
+    # the view comes from the ink around the digit only, and is the one the
+    # whole page gives (a digit near the page's edge too)
+    from inkdigits import preprocessing as pre
+    from inkdigits import segmentation as seg
+    from inkdigits.lines import line_view
+
+    for page in (img, img[40:, 45:]):
+        im = pre.ink_map(page)
+        piece = seg.main_piece(pre.binarize(im.ink, faint_strokes=True)[0], im.ink)
+        view = pre.preprocess(page).line_view()
+        assert view.shape[0] == 32 and 0.9 < view.max() <= 1.0
+        np.testing.assert_array_equal(view, line_view(im.ink, [piece])[0])
+    assert pre.preprocess(np.full((60, 60, 3), 255, np.uint8)).line_view() is None
+    # only unsure digits ask the line model (as only they are redrawn with other pens)
+    asked = []
+
+    def probabilities(views):
+        asked.append(views)
+        return [steps]
+
+    fused.line_model = SimpleNamespace(fusion=fusion, probabilities=probabilities)
+    assert fused.read_digit(img).confidence > 0.99 and asked == []
+
+
 def test_the_line_model_is_shipped_and_reads_touching_numbers_better(reader, mnist):
     """Thin-pen touching numbers on photos: digit by digit alone, then with the line model.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -800,10 +800,22 @@ class Prepared:
     inverted: bool  # the original had light ink on a dark background
     # the digit's ink and mask at working resolution, for :meth:`pen_views`
     crop: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # the page's ink around the digit and the digit's piece there, for :meth:`line_view`
+    window: tuple[np.ndarray, Any] | None = field(default=None, repr=False)
 
     def pen_views(self) -> np.ndarray:
         """The digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`)."""
         return _no_views() if self.crop is None else pen_views(*self.crop)
+
+    def line_view(self) -> np.ndarray | None:
+        """The digit as a line model reads it (:func:`lines.line_view`: the ink map
+        around its piece, faint strokes included), or None when no digit was found."""
+        if self.window is None:
+            return None
+        from .lines import line_view
+
+        ink, piece = self.window
+        return line_view(ink, [piece])[0]
 
 
 def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
@@ -830,8 +842,15 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
     bx, by, bw, bh = ink_box(piece.mask)
     box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
+    # the page around the piece, a digit height on every side: more than a line
+    # view shows (lines.MARGIN and a quarter height), so its view is the same
+    r = piece.h + 2
+    wy0, wx0 = max(0, piece.y - r), max(0, piece.x - r)
+    wy1 = min(mask.shape[0], piece.y + piece.h + r)
+    wx1 = min(mask.shape[1], piece.x + piece.w + r)
+    window = (im.ink[wy0:wy1, wx0:wx1].copy(), replace(piece, x=piece.x - wx0, y=piece.y - wy0))
     # a copy: a view would keep the whole page's ink map alive with the result
-    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1].copy(), keep))
+    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1].copy(), keep), window)
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:

@@ -40,6 +40,7 @@ from .lines import (
     decode,
     line_view,
     others_of,
+    single_digit_probabilities,
     string_probability,
 )
 
@@ -189,6 +190,31 @@ class Reader:
             k += len(v)
         return out
 
+    def with_line_view(self, probs: np.ndarray, view: np.ndarray | None) -> np.ndarray:
+        """One digit's ``probs`` (10,) joined with the line model's reading of its ``view``.
+
+        The line model reads the ink around the digit, faint strokes included,
+        where the classifier sees only what binarisation kept (a thin pen's 0
+        whose sides fade is a C to it). The line model's probability that the
+        view holds just digit k (over all CTC alignments, normalised over the
+        ten) joins the classifier's as ``p(k) * q(k) ** single_weight``, the
+        product then tempered by ``single_temperature`` (the line model's
+        card's fusion). :meth:`read_digit` asks this only of digits read
+        less than PEN_BELOW sure: on the development digits, joining the
+        sure ones too changed none of them.
+        """
+        if view is None:
+            return probs
+        single = single_digit_probabilities(self.line_model.probabilities([view])[0])
+        total = float(single.sum())
+        if total <= 0.0:  # it reads no single digit there at all: the classifier alone
+            return probs
+        fusion = self.line_model.fusion
+        fused = np.log(np.clip(probs, 1e-9, 1.0))
+        fused += fusion["single_weight"] * np.log(single / total + 1e-6)
+        p = np.exp((fused - fused.max()) / fusion["single_temperature"])
+        return (p / p.sum()).astype(probs.dtype)
+
     def whole(self, digits: np.ndarray) -> np.ndarray:
         """How likely each MNIST-style uint8 (N, 28, 28) cut-out is one whole digit (N,)."""
         if self.whole_check is None:
@@ -226,6 +252,8 @@ class Reader:
             )
         probs = self.classify(prepared.digit[None])
         probs = self.with_pens(probs, lambda _: prepared.pen_views())[0]
+        if self.line_model is not None and probs.max() < PEN_BELOW:
+            probs = self.with_line_view(probs, prepared.line_view())
         blob = pre.solid_blob(rgb, prepared.box, prepared.digit)
         gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
@@ -423,19 +451,24 @@ class Reader:
         return out
 
     def read(self, image: pre.ImageLike, mode: str = "auto") -> DigitResult | NumberResult:
-        """``digit``, ``number``, or ``auto``: a number if more than one digit is found."""
+        """``digit``, ``number``, or ``auto``: a number if more than one digit is found,
+        else the one digit as :meth:`read_digit` reads it."""
         if mode == "digit":
             return self.read_digit(image)
         if mode == "number":
             return self.read_number(image)
         if mode != "auto":
             raise ValueError(f"mode must be digit, number or auto, got {mode!r}")
-        result = self.read_number(image)
-        if sum(len(line) for line in result.digits) == 1:
+        rgb = pre.load_image(image, self.max_pixels)  # decoded once for both readings
+        result = self.read_number(rgb)
+        if sum(len(line) for line in result.digits) > 1:
+            return result
+        # one digit or none: read as one digit, which reads single digits better
+        # (more of a faint digit's ink, and the line model's view of it)
+        digit = self.read_digit(rgb)
+        if digit.box is None and result.digits:
             return result.digits[0][0]
-        if not result.digits:
-            return self.read_digit(image)
-        return result
+        return digit
 
 
 def shipped_line_model(model: str | os.PathLike[str] | None) -> Path | bool:
