@@ -42,12 +42,14 @@ def photo(rng, mnist, n_digits: int, height: int, spacing: str = "spaced") -> np
 
 
 def fit(img: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Centre the sample on a w x h page of its own paper colour."""
+    """Centre the sample on a w x h page of its own paper colour (a sample larger
+    than the page keeps its middle, where the generator puts the writing)."""
     out = np.empty((h, w, 3), np.uint8)
     out[:] = np.median(img.reshape(-1, 3), axis=0).astype(np.uint8)
     ih, iw = min(h, img.shape[0]), min(w, img.shape[1])
     y, x = (h - ih) // 2, (w - iw) // 2
-    out[y : y + ih, x : x + iw] = img[:ih, :iw]
+    sy, sx = (img.shape[0] - ih) // 2, (img.shape[1] - iw) // 2
+    out[y : y + ih, x : x + iw] = img[sy : sy + ih, sx : sx + iw]
     return out
 
 

@@ -506,24 +506,33 @@ def _digit(reader, probs, box):
                           None, 0.0)  # fmt: skip
 
 
-def test_the_line_model_and_the_classifier_decide_together():
+def _three_strokes(**weights: float):
+    """A Reader with a stand-in line model (marking digits at their centres) whose
+    fusion weights are these over a base set, and a line of three vertical
+    strokes: its ink map, pieces and line-view geometry."""
     from types import SimpleNamespace
 
     from inkdigits import preprocessing as pre
     from inkdigits.lines import Geometry
     from inkdigits.segmentation import Piece
 
-    reader = Reader(line_model=False)
+    # sure_line above 1: the line model's own reading never overrules
     fusion = {"same_weight": 1.0, "count_weight": 1.0, "count_penalty": -2.0,
               "drop_penalty": -5.0, "temperature": 1.0, "count_confidence": 0.3,
-              "uneven_heights": 1.5, "uneven_count_weight": 0.0}  # fmt: skip
-    reader.line_model = SimpleNamespace(fusion=fusion, spike_offset=0.0)  # marks at centres
-
+              "uneven_heights": 1.5, "uneven_count_weight": 0.0,
+              "sure_line": 1.1, "sure_margin": 0.05}  # fmt: skip
+    reader = Reader(line_model=False)
+    reader.line_model = SimpleNamespace(fusion={**fusion, **weights}, spike_offset=0.0)
     ink = np.zeros((40, 120), np.float32)
     ink[10:30, 10:14] = ink[10:30, 40:44] = ink[10:30, 70:74] = 1.0
-    im = pre.InkMap(ink, 1.0, False)
     line = [Piece(x, 10, 4, 20, np.ones((20, 4), bool)) for x in (10, 40, 70)]
     geometry = Geometry(x0=0.0, scale=1.0, angle=0.0, columns=120)
+    return reader, pre.InkMap(ink, 1.0, False), line, geometry
+
+
+def test_the_line_model_and_the_classifier_decide_together():
+    reader, im, line, geometry = _three_strokes()  # (the next test: sure_line)
+    fusion = reader.line_model.fusion
     unsure = np.full(10, 0.01)
     unsure[[1, 7]] = [0.5, 0.42]  # the classifier leans to 1, barely
     sure = np.eye(10)[4] * 0.97 + 0.003
@@ -577,6 +586,47 @@ def test_the_line_model_and_the_classifier_decide_together():
     number = NumberResult(["41"], [kept], None, [count])
     assert number.confidence == pytest.approx(0.3 * kept[0].confidence * kept[1].confidence)
     assert number.to_dict()["count_confidences"] == [0.3]
+
+
+def test_a_sure_line_model_overrules_a_reading_it_finds_wrong():
+    reader, im, line, geometry = _three_strokes(
+        same_weight=0.2, count_penalty=-30.0, drop_penalty=-40.0, uneven_count_weight=1.0,
+        sure_line=0.7, sure_margin=0.05,
+    )  # fmt: skip
+    fusion = reader.line_model.fusion
+    four, one = (np.eye(10)[k] * 0.97 + 0.003 for k in (4, 1))
+    row = [_digit(reader, four, (10, 10, 4, 20)), _digit(reader, one, (40, 10, 4, 20))]
+    # as many digits; the classifier sure of a 1 where the line model is sure
+    # of a 7: the product (the line model weighed by 0.2) keeps the 1, but the
+    # line model gives "41" under 0.05 times what it gives "47": its reading
+    # wins, in the segmentation's boxes, with its own probabilities
+    sure47 = _ctc_steps(10, 4, 10, 7, 10, sure=0.995)
+    got, count = reader._with_line_model(row, line[:2], sure47, geometry, im, 0.0)
+    assert [d.digit for d in got] == [4, 7] and count == 1.0
+    assert [d.box for d in got] == [r.box for r in row] and got[1].confidence > 0.9
+    # ... not when the line model is less sure of its reading than sure_line
+    unsure47 = _ctc_steps(10, 4, 10, 7, 10, sure=0.9)
+    kept, _ = reader._with_line_model(row, line[:2], unsure47, geometry, im, 0.0)
+    assert [d.digit for d in kept] == [4, 1]
+    # ... nor when it finds the chosen reading nearly as likely as its own
+    close47 = sure47.copy()
+    close47[3, [7, 1]] = [0.6, 0.395]
+    fusion["sure_line"] = 0.5
+    kept, _ = reader._with_line_model(row, line[:2], close47, geometry, im, 0.0)
+    assert [d.digit for d in kept] == [4, 1]
+    fusion["sure_line"] = 0.7
+    # a different count: the segmentation's reading wins the joint score (a
+    # large count penalty) but the line model is sure of three digits and that
+    # "41" is wrong: its reading wins, with boxes where it read the digits
+    three = _ctc_steps(10, 10, 10, 4, 10, 10, 10, 10, 10, 1, 10, 10, 10, 10, 10, 10, 10, 9, 10, 10,
+                       sure=0.999)  # fmt: skip
+    got, count = reader._with_line_model(row, line, three, geometry, im, 0.0)
+    assert [d.digit for d in got] == [4, 1, 9] and count == 0.3
+    centres = [d.box[0] + d.box[2] / 2 for d in got]
+    assert centres == sorted(centres) and abs(centres[2] - 70) < 8
+    fusion["sure_line"] = 1.1  # never sure enough: the joint score decides
+    kept, _ = reader._with_line_model(row, line, three, geometry, im, 0.0)
+    assert [d.digit for d in kept] == [4, 1]
 
 
 def test_one_digit_is_read_with_the_line_models_view_of_its_faint_ink(reader, mnist):

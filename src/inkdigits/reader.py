@@ -349,8 +349,11 @@ class Reader:
         line whose digits are far from equally tall (the tallest over
         ``uneven_heights`` times the median), unlike the numbers
         the line model learned from, ``uneven_count_weight`` replaces
-        ``count_weight``. The weights are the line model's (its card's
-        ``fusion``, chosen on development sets; see LineModel).
+        ``count_weight``. Either way, the line model's own reading replaces
+        the chosen one when the line model is sure of its reading and sure
+        that the chosen one is wrong (see :meth:`_line_is_sure`). The
+        weights are the line model's (its card's ``fusion``, chosen on
+        development sets; see LineModel).
 
         The confidences are calibrated on development lines: the fused
         log-probabilities (and the line model's own, when its reading wins)
@@ -369,13 +372,21 @@ class Reader:
         text, _, steps = decode(probs)
         digit_probs = probs[:, :BLANK]
         per_step = digit_probs / np.clip(digit_probs.sum(axis=1, keepdims=True), 1e-9, None)
+        # the line model's own reading, each step's digits tempered
+        theirs = tempered(np.log(np.clip(per_step, 1e-12, None)))
         if len(text) == len(row):
+            fused = [
+                np.log(np.clip(d.probabilities, 1e-6, 1.0))
+                + fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
+                for d, t in zip(row, steps, strict=True)
+            ]
+            chosen = [tempered(f) for f in fused]
+            if self._line_is_sure(probs, text, chosen):
+                chosen = [theirs[t] for t in steps]
             out = []
-            for d, t in zip(row, steps, strict=True):
-                fused = np.log(np.clip(d.probabilities, 1e-6, 1.0))
-                fused += fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
+            for d, p in zip(row, chosen, strict=True):
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
-                out.append(self._result(d.image, tempered(fused), d.box, gate, min_confidence))
+                out.append(self._result(d.image, p, d.box, gate, min_confidence))
             return out, 1.0
         heights = [d.box[3] for d in row if d.box is not None]
         uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
@@ -405,11 +416,32 @@ class Reader:
         ours_score, ours = max(readings, key=lambda r: r[0])
         theirs_score = line_score(text)
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
-        if ours_score >= theirs_score or not text:
+        ours_probs = [d.probabilities for d in ours]
+        if (ours_score >= theirs_score or not text) and not self._line_is_sure(
+            probs, text, ours_probs
+        ):
             return ours, fusion["count_confidence"]
-        theirs = tempered(np.log(np.clip(per_step, 1e-12, None)))
         digits = self._line_digits(line, steps, theirs, geometry, im, min_confidence)
         return digits, fusion["count_confidence"]
+
+    def _line_is_sure(self, probs: np.ndarray, text: str, digits: list) -> bool:
+        """Whether the line model's own reading ``text`` replaces the reading
+        ``digits`` (each digit's probabilities) the two models chose together.
+
+        It does when the line model gives its reading at least ``sure_line``
+        probability (its CTC probability, every alignment) and the chosen one
+        less than ``sure_margin`` times that: the line model is sure, and sure
+        that the other reading is wrong. On development numbers the line model
+        is right in most of the digits the two models read differently.
+        """
+        fusion = self.line_model.fusion
+        ours = "".join(str(int(np.argmax(p))) for p in digits)
+        if not text or ours == text:
+            return False
+        sure = string_probability(probs, text)
+        if sure < fusion["sure_line"]:
+            return False
+        return string_probability(probs, ours) < fusion["sure_margin"] * sure
 
     def _line_digits(
         self,
