@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
 from inkdigits import synth
+from inkdigits.errors import ConfigError
 from inkdigits.line_data import WIDEST, lines_from_boxes, views_of
 from inkdigits.line_training import Batches, augment, targets
 from inkdigits.lines import (
@@ -197,6 +199,21 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
             "--fusion", bad,
         )  # fmt: skip
         assert code != 0 and message in err and not (tmp_path / "bad" / "card.json").exists()
+    # the shipped line model's ONNX file starts a line-cnn where it is: one
+    # epoch at a tiny learning rate still reads the lines as it does
+    shipped = Path(LineModel().path)
+    ft = tmp_path / "ft"
+    code, out, _ = run_cli(
+        "train-line", "--data", str(lines), "--out", str(ft), "--epochs", "1", "--lr", "1e-6",
+        "--init-from", str(shipped), "--spike-count", "0",
+    )  # fmt: skip
+    assert code == 0, out
+    assert json.loads((ft / "card.json").read_text())["training"]["init_from"] == str(shipped)
+    views = [x[i, :, : widths[i]].astype(np.float32) / 255 for i in range(len(x))]
+    both = zip(LineModel(ft / "model.onnx").probabilities(views),
+               LineModel(shipped).probabilities(views), strict=True)  # fmt: skip
+    same = [decode(p)[0] == decode(q)[0] for p, q in both]
+    assert np.mean(same) >= 0.9
     # and a line-cnn cannot start from a line-rnn
     code, _, err = run_cli(
         "train-line", "--data", str(lines), "--out", str(tmp_path / "back"), "--epochs", "1",
@@ -220,6 +237,45 @@ def test_a_line_rnn_started_from_a_line_cnn_keeps_every_layer_below_its_lstm(tmp
     # the LSTM and the output layer keep their own start
     for a, b in zip(fresh[shared:], rnn.get_weights()[shared:], strict=True):
         assert np.array_equal(a, b)
+
+
+def test_the_shipped_line_models_onnx_file_gives_back_its_weights(mnist):
+    # the export folded each batch norm into its convolution and moved the 1-D
+    # convolutions' and the output's biases after reshapes; imported back, the
+    # Keras line-cnn computes what the ONNX file does
+    from inkdigits.from_onnx import load_onnx_weights
+    from inkdigits.line_training import build, start_from
+
+    rng = np.random.default_rng(3)
+    views = []
+    for _ in range(12):
+        s = synth.render(rng, mnist.test_images, mnist.test_labels, int(rng.integers(2, 8)))
+        im = pre.ink_map(s.image)
+        mask, _ = pre.binarize(im.ink)
+        lines = seg.find_lines(mask, im.ink)
+        if len(lines) == 1:
+            views.append(line_view(im.ink, lines[0])[0])
+    assert len(views) >= 6
+    x = np.zeros((len(views), 32, 256, 1), np.float32)
+    for i, v in enumerate(views):
+        x[i, :, : min(256, v.shape[1]), 0] = v[:, :256]
+    shipped = LineModel()
+    net = build(seed=0)
+    start_from(net, shipped.path, x)
+    got = np.asarray(_softmax(net.predict(x, verbose=0)))
+    want = np.stack([shipped.session.run(None, {shipped.input_name: x[i : i + 1]})[0][0]
+                     for i in range(len(x))])  # fmt: skip
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    with pytest.raises(ConfigError, match="convolutions"):  # another architecture
+        load_onnx_weights(shipped.path, build(seed=0, architecture="line-rnn"), x)
+    with pytest.raises(ValueError, match="calibration"):
+        start_from(build(seed=0), shipped.path)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def test_check_amounts_label_only_their_digits_and_say_where_they_are(mnist):

@@ -811,7 +811,12 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=8, help="epochs (default 8)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--init-from", metavar="KERAS", help="start from this line model (best.keras)")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this line model: a run's best.keras, or a line-cnn's float32 "
+        "model.onnx (such as the shipped src/inkdigits/weights/line/model.onnx)",
+    )
     p.add_argument(
         "--architecture",
         choices=["line-cnn", "line-rnn"],

@@ -35,7 +35,6 @@ def _onnx_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]
     graph = onnx.load(str(path)).graph
     init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs, dense = [], []
-    adds = {i: n for n in graph.node if n.op_type == "Add" for i in n.input}
     for n in graph.node:
         if n.op_type == "Conv":
             if n.input[1] not in init:
@@ -44,14 +43,46 @@ def _onnx_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]
                     "(a quantised int8 model?); start from the float32 model.onnx"
                 )
             w = init[n.input[1]]
-            b = init[n.input[2]] if len(n.input) > 2 else np.zeros(w.shape[0], w.dtype)
+            if len(n.input) > 2:
+                b = init[n.input[2]]
+            else:  # a 1-D convolution's bias is added after it, once it is reshaped back
+                b = _bias_after(graph, init, n.output[0], w.shape[0])
             convs.append((w, b))
         elif n.op_type == "MatMul" and n.input[1] in init:
-            w = init[n.input[1]]
-            add = adds.get(n.output[0])
-            bias = [init[i] for i in (add.input if add else []) if i in init]
-            dense.append((w, bias[0] if bias else np.zeros(w.shape[1], w.dtype)))
+            w = init[n.input[1]]  # its bias: added next, or after a reshape (a 3-D input)
+            dense.append((w, _bias_after(graph, init, n.output[0], w.shape[1])))
     return convs, dense
+
+
+def _bias_after(graph, init: dict, output: str, channels: int) -> np.ndarray:
+    """The bias a graph adds to a layer's ``output`` downstream (through reshapes
+    and transposes, before any other layer or activation), or zeros: the first
+    Add with a stored operand of ``channels`` values."""
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    frontier = [output]
+    while frontier:
+        name = frontier.pop()
+        for n in consumers.get(name, []):
+            if n.op_type == "Add":
+                stored = [init[i] for i in n.input if i in init and init[i].size == channels]
+                if stored:
+                    return stored[0].reshape(channels)
+            if n.op_type in ("Conv", "Relu", "MatMul", "Softmax", "MaxPool"):
+                continue
+            frontier.extend(n.output)
+    return np.zeros(channels, np.float32)
+
+
+def _keras_kernel(w: np.ndarray, layer) -> np.ndarray:
+    """An ONNX convolution kernel (out, in, kh, kw) in the layout of ``layer``: a
+    Conv2D's (kh, kw, in, out), or a Conv1D's (k, in, out) from an ONNX (out, in,
+    1, k) (a 1-D convolution is exported as a 2-D one of height 1)."""
+    if isinstance(layer, keras.layers.Conv1D):
+        return w[:, :, 0, :].transpose(2, 1, 0)
+    return w.transpose(2, 3, 1, 0)
 
 
 def load_onnx_weights(
@@ -59,22 +90,22 @@ def load_onnx_weights(
 ) -> None:
     """Set ``model``'s weights from the ONNX export of the same architecture.
 
-    ``calibration``: model input (N, 28, 28, 1) float32, a few thousand
-    training images, for the batch norms' statistics (see the module doc).
+    ``calibration``: model input float32 (digits (N, 28, 28, 1), or line views
+    (N, 32, W, 1) for a line model), a few hundred to a few thousand training
+    images, for the batch norms' statistics (see the module doc).
     Raises ConfigError if the file's layers do not fit the model's.
     """
     path = Path(path)
     convs, dense = _onnx_layers(path)
     layers = model.layers
-    k_convs = [i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)]
+    conv_types = keras.layers.Conv2D | keras.layers.Conv1D
+    k_convs = [i for i, layer in enumerate(layers) if isinstance(layer, conv_types)]
     k_dense = [layer for layer in layers if isinstance(layer, keras.layers.Dense)]
     other = [
         layer.name
         for layer in layers
         if layer.weights
-        and not isinstance(
-            layer, keras.layers.Conv2D | keras.layers.Dense | keras.layers.BatchNormalization
-        )
+        and not isinstance(layer, conv_types | keras.layers.Dense | keras.layers.BatchNormalization)
     ]
     if other or len(convs) != len(k_convs) or len(dense) != len(k_dense):
         raise ConfigError(
@@ -85,7 +116,7 @@ def load_onnx_weights(
     norms = []  # (convolution, its batch norm, the folded bias) to unfold from data
     for (w, b), i in zip(convs, k_convs, strict=True):
         conv = layers[i]
-        kernel = w.transpose(2, 3, 1, 0)  # ONNX (out, in, kh, kw) -> Keras (kh, kw, in, out)
+        kernel = _keras_kernel(w, conv)
         nxt = layers[i + 1] if i + 1 < len(layers) else None
         bn = nxt if isinstance(nxt, keras.layers.BatchNormalization) else None
         _assign(path, conv, [kernel] if bn is not None else [kernel, b])

@@ -73,12 +73,25 @@ def build(seed: int = 0, architecture: str = "line-cnn") -> keras.Model:
     return keras.Model(inp, out, name=architecture)
 
 
-def start_from(model: keras.Model, path: str | Path) -> None:
+def start_from(model: keras.Model, path: str | Path, calibration: np.ndarray | None = None) -> None:
     """Set ``model``'s weights from the line model saved at ``path``.
 
     The same architecture gives every weight; a line-cnn gives a line-rnn
     everything up to its LSTM (the LSTM and the output layer start afresh).
+    A float32 ONNX export of a line-cnn (such as the shipped
+    ``inkdigits/weights/line/model.onnx``) starts a line-cnn too: its batch
+    norms are unfolded from ``calibration`` (line views (N, 32, W, 1) in
+    [0, 1]; see :mod:`inkdigits.from_onnx`).
     """
+    if Path(path).suffix == ".onnx":
+        from .from_onnx import load_onnx_weights
+
+        if not Path(path).is_file():
+            raise ModelError(f"--init-from {path}: no such file")
+        if calibration is None:
+            raise ValueError("starting from an ONNX file needs calibration line views")
+        load_onnx_weights(path, model, calibration)
+        return
     try:
         source = keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as exc:
@@ -259,7 +272,8 @@ def train(
 ) -> dict[str, Any]:
     """Train a line model on line-data files, export ``out/model.onnx`` with its card.
 
-    ``init_from``: a line model's .keras file to start from (fine-tuning).
+    ``init_from``: a line model's .keras file to start from (fine-tuning), or
+    a float32 ONNX export of a line-cnn (the shipped one; see :func:`start_from`).
     ``augment``: restretch, slant, shift and thicken training lines (:func:`augment`).
     ``fusion``: how the Reader weighs this model against the digit classifier,
     written to the card (entries of :data:`lines.FUSION`; the rest keep theirs).
@@ -287,7 +301,7 @@ def train(
     log(f"{len(x)} training lines, {len(xv)} validation lines")
     model = build(seed, architecture)
     if init_from is not None:
-        start_from(model, init_from)
+        start_from(model, init_from, x[:512, ..., None].astype(np.float32) / 255.0)
     steps = epochs * int(np.ceil(len(x) / batch))
     warmup = min(300, steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
