@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._backend import keras
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 
 
 def _onnx_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]:
@@ -34,6 +34,10 @@ def _onnx_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]
 
     graph = onnx.load(str(path)).graph
     init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
     convs, dense = [], []
     for n in graph.node:
         if n.op_type == "Conv":
@@ -46,22 +50,19 @@ def _onnx_layers(path: Path) -> tuple[list[tuple[np.ndarray, np.ndarray]], list]
             if len(n.input) > 2:
                 b = init[n.input[2]]
             else:  # a 1-D convolution's bias is added after it, once it is reshaped back
-                b = _bias_after(graph, init, n.output[0], w.shape[0])
+                b = _bias_after(consumers, init, n.output[0], w.shape[0])
             convs.append((w, b))
         elif n.op_type == "MatMul" and n.input[1] in init:
             w = init[n.input[1]]  # its bias: added next, or after a reshape (a 3-D input)
-            dense.append((w, _bias_after(graph, init, n.output[0], w.shape[1])))
+            dense.append((w, _bias_after(consumers, init, n.output[0], w.shape[1])))
     return convs, dense
 
 
-def _bias_after(graph, init: dict, output: str, channels: int) -> np.ndarray:
+def _bias_after(consumers: dict, init: dict, output: str, channels: int) -> np.ndarray:
     """The bias a graph adds to a layer's ``output`` downstream (through reshapes
     and transposes, before any other layer or activation), or zeros: the first
-    Add with a stored operand of ``channels`` values."""
-    consumers: dict[str, list] = {}
-    for n in graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    Add with a stored operand of ``channels`` values. ``consumers``: the nodes
+    that take each tensor name as an input."""
     frontier = [output]
     while frontier:
         name = frontier.pop()
@@ -86,16 +87,21 @@ def _keras_kernel(w: np.ndarray, layer) -> np.ndarray:
 
 
 def load_onnx_weights(
-    path: str | os.PathLike[str], model: keras.Model, calibration: np.ndarray
+    path: str | os.PathLike[str], model: keras.Model, calibration: np.ndarray | None
 ) -> None:
     """Set ``model``'s weights from the ONNX export of the same architecture.
 
     ``calibration``: model input float32 (digits (N, 28, 28, 1), or line views
     (N, 32, W, 1) for a line model), a few hundred to a few thousand training
     images, for the batch norms' statistics (see the module doc).
-    Raises ConfigError if the file's layers do not fit the model's.
+    Raises ModelError if there is no such file, ConfigError if the file's
+    layers do not fit the model's, ValueError without ``calibration``.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"--init-from {path}: no such file")
+    if calibration is None:
+        raise ValueError("starting from an ONNX file needs calibration inputs")
     convs, dense = _onnx_layers(path)
     layers = model.layers
     conv_types = keras.layers.Conv2D | keras.layers.Conv1D

@@ -86,10 +86,6 @@ def start_from(model: keras.Model, path: str | Path, calibration: np.ndarray | N
     if Path(path).suffix == ".onnx":
         from .from_onnx import load_onnx_weights
 
-        if not Path(path).is_file():
-            raise ModelError(f"--init-from {path}: no such file")
-        if calibration is None:
-            raise ValueError("starting from an ONNX file needs calibration line views")
         load_onnx_weights(path, model, calibration)
         return
     try:

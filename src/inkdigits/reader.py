@@ -212,8 +212,7 @@ class Reader:
         fusion = self.line_model.fusion
         fused = np.log(np.clip(probs, 1e-9, 1.0))
         fused += fusion["single_weight"] * np.log(single / total + 1e-6)
-        p = np.exp((fused - fused.max()) / fusion["single_temperature"])
-        return (p / p.sum()).astype(probs.dtype)
+        return _tempered(fused, fusion["single_temperature"]).astype(probs.dtype)
 
     def whole(self, digits: np.ndarray) -> np.ndarray:
         """How likely each MNIST-style uint8 (N, 28, 28) cut-out is one whole digit (N,)."""
@@ -364,25 +363,25 @@ class Reader:
         """
         fusion = self.line_model.fusion
 
-        def tempered(log_probs: np.ndarray) -> np.ndarray:
-            """Probabilities from log-probabilities (last axis) divided by the temperature."""
-            p = np.exp((log_probs - log_probs.max(axis=-1, keepdims=True)) / fusion["temperature"])
-            return p / p.sum(axis=-1, keepdims=True)
-
+        temperature = fusion["temperature"]
         text, _, steps = decode(probs)
         digit_probs = probs[:, :BLANK]
         per_step = digit_probs / np.clip(digit_probs.sum(axis=1, keepdims=True), 1e-9, None)
-        # the line model's own reading, each step's digits tempered
-        theirs = tempered(np.log(np.clip(per_step, 1e-12, None)))
+
+        def theirs() -> np.ndarray:
+            """The line model's own reading: each step's digits, tempered."""
+            return _tempered(np.log(np.clip(per_step, 1e-12, None)), temperature)
+
         if len(text) == len(row):
             fused = [
                 np.log(np.clip(d.probabilities, 1e-6, 1.0))
                 + fusion["same_weight"] * np.log(np.clip(per_step[t], 1e-6, 1.0))
                 for d, t in zip(row, steps, strict=True)
             ]
-            chosen = [tempered(f) for f in fused]
+            chosen = [_tempered(f, temperature) for f in fused]
             if self._line_is_sure(probs, text, chosen):
-                chosen = [theirs[t] for t in steps]
+                own = theirs()
+                chosen = [own[t] for t in steps]
             out = []
             for d, p in zip(row, chosen, strict=True):
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
@@ -421,7 +420,7 @@ class Reader:
             probs, text, ours_probs
         ):
             return ours, fusion["count_confidence"]
-        digits = self._line_digits(line, steps, theirs, geometry, im, min_confidence)
+        digits = self._line_digits(line, steps, theirs(), geometry, im, min_confidence)
         return digits, fusion["count_confidence"]
 
     def _line_is_sure(self, probs: np.ndarray, text: str, digits: list) -> bool:
@@ -522,6 +521,12 @@ def line_model_option(text: str | None) -> str | bool | None:
     """A ``--line-model`` option's value as Reader's ``line_model``: None (the
     digit model's own), False for ``none``, or the path given."""
     return {None: None, "none": False}.get(text, text)
+
+
+def _tempered(log_probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities (last axis) from log-probabilities divided by ``temperature``."""
+    p = np.exp((log_probs - log_probs.max(axis=-1, keepdims=True)) / temperature)
+    return p / p.sum(axis=-1, keepdims=True)
 
 
 def not_a_digit(digit: np.ndarray) -> str | None:

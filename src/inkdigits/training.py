@@ -183,10 +183,6 @@ def build_training_model(
     if cfg.init_from and Path(cfg.init_from).suffix == ".onnx":
         from .from_onnx import load_onnx_weights
 
-        if not Path(cfg.init_from).is_file():
-            raise ModelError(f"--init-from {cfg.init_from}: no such file")
-        if calibration is None:
-            raise ValueError("starting from an ONNX file needs calibration images")
         load_onnx_weights(cfg.init_from, base, calibration)
     elif cfg.init_from:
         source = inference_model(load_keras(cfg.init_from))
