@@ -188,6 +188,17 @@ def test_the_halves_of_a_digit_broken_across_join():
         assert (160, 100, 40, 60) in [p.box for p in got]
 
 
+def test_the_halves_of_a_digit_broken_across_join_in_a_number_written_on_a_slope():
+    # the digit before it sits higher (beside the upper half only), the one after lower
+    row = [piece(100, 80, 40, 60), piece(220, 120, 40, 60)]
+    got = join_stacked(row + halves(160, 100))
+    assert sorted(p.box for p in got) == [(100, 80, 40, 60), (160, 100, 40, 60), (220, 120, 40, 60)]
+    # with a piece beside the upper half only on the side of the one beside the
+    # lower half only, the page shows two rows there: the halves stay apart
+    rows = [*row, piece(280, 95, 40, 35)]
+    assert len(join_stacked(rows + halves(160, 100))) == 5
+
+
 def test_two_rows_of_digits_written_close_stay_apart():
     # each digit of the upper row sits on one of the lower row, 5 px (a twelfth) apart:
     # pair by pair they look like the halves of one digit; the rows beside them tell

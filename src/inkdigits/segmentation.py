@@ -166,8 +166,10 @@ def join_stacked(pieces: list[Piece]) -> list[Piece]:
     as little); read as they are, they make two lines. Two rows of digits
     written close together look the same pair by pair, so a pair stays apart
     when the page shows two rows there: some other piece beside the upper
-    half only, and some other piece beside the lower half only (beside a
-    broken digit in a number, the neighbours span both halves). Two lone
+    half only, and on the same side of the pair some other piece beside the
+    lower half only (beside a broken digit in a number, the neighbours span
+    both halves; in a number written on a slope, those beside one half only
+    are higher on one side and lower on the other). Two lone
     digits one on the other stay apart when together they are more than 2.5
     times as tall as wide (a digit broken across is rarely that narrow); an
     '=' (together less than 3/4 as tall as wide) stays two marks.
@@ -206,9 +208,19 @@ def _stacked_halves(items: list[Piece], i: int, j: int) -> Piece | None:
     upper, lower = (a, b) if a.y <= b.y else (b, a)
     # digit-sized pieces beside each half (specks and marks do not make a row)
     others = [p for k, p in enumerate(items) if k not in (i, j) and p.h >= 0.6 * min(a.h, b.h)]
-    if any(_share_rows(p, upper) and not _share_rows(p, lower) for p in others) and any(
-        _share_rows(p, lower) and not _share_rows(p, upper) for p in others
-    ):
+    # the side (left or right of the pair) of each piece beside one half only
+    centre = merged.x + merged.w / 2
+    beside_upper = {
+        p.x + p.w / 2 > centre
+        for p in others
+        if _share_rows(p, upper) and not _share_rows(p, lower)
+    }
+    beside_lower = {
+        p.x + p.w / 2 > centre
+        for p in others
+        if _share_rows(p, lower) and not _share_rows(p, upper)
+    }
+    if beside_upper & beside_lower:
         return None  # two rows of digits
     mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
     if mates and merged.h > 1.25 * float(np.median(mates)):
