@@ -265,7 +265,8 @@ class LineModel:
         self.spike_offset = float(self.card.get("input", {}).get("spike_offset", 0.0))
 
     def probabilities(self, views: list[np.ndarray]) -> list[np.ndarray]:
-        """(W_i / STEP, 11) probabilities for each view.
+        """(W_i / STEP, 11) probabilities for each view (LINE_HEIGHT rows, float ink in [0, 1]:
+        a `line-data` file's uint8 views divided by 255).
 
         Each view is read on its own, padded on the right to a multiple of
         PAD_TO columns as in training: padding is not neutral (the network's
