@@ -29,6 +29,7 @@ from inkdigits.lines import (
     single_digit_probabilities,
     string_probability,
 )
+from inkdigits.reader import _tempered
 
 
 def steps(*labels: int, sure: float = 0.9) -> np.ndarray:
@@ -262,7 +263,7 @@ def test_the_shipped_line_models_onnx_file_gives_back_its_weights(mnist):
     shipped = LineModel()
     net = build(seed=0)
     start_from(net, shipped.path, x)
-    got = np.asarray(_softmax(net.predict(x, verbose=0)))
+    got = _tempered(np.asarray(net.predict(x, verbose=0)), 1.0)  # the softmax
     want = np.stack([shipped.session.run(None, {shipped.input_name: x[i : i + 1]})[0][0]
                      for i in range(len(x))])  # fmt: skip
     np.testing.assert_allclose(got, want, atol=1e-4)
@@ -270,12 +271,6 @@ def test_the_shipped_line_models_onnx_file_gives_back_its_weights(mnist):
         load_onnx_weights(shipped.path, build(seed=0, architecture="line-rnn"), x)
     with pytest.raises(ValueError, match="calibration"):
         start_from(build(seed=0), shipped.path)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis."""
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def test_check_amounts_label_only_their_digits_and_say_where_they_are(mnist):

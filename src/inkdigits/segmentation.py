@@ -208,19 +208,17 @@ def _stacked_halves(items: list[Piece], i: int, j: int) -> Piece | None:
     upper, lower = (a, b) if a.y <= b.y else (b, a)
     # digit-sized pieces beside each half (specks and marks do not make a row)
     others = [p for k, p in enumerate(items) if k not in (i, j) and p.h >= 0.6 * min(a.h, b.h)]
-    # the side (left or right of the pair) of each piece beside one half only
     centre = merged.x + merged.w / 2
-    beside_upper = {
-        p.x + p.w / 2 > centre
-        for p in others
-        if _share_rows(p, upper) and not _share_rows(p, lower)
-    }
-    beside_lower = {
-        p.x + p.w / 2 > centre
-        for p in others
-        if _share_rows(p, lower) and not _share_rows(p, upper)
-    }
-    if beside_upper & beside_lower:
+
+    def sides(half: Piece, other: Piece) -> set[bool]:
+        """Which sides of the pair (True: right) have a piece beside ``half`` only."""
+        return {
+            p.x + p.w / 2 > centre
+            for p in others
+            if _share_rows(p, half) and not _share_rows(p, other)
+        }
+
+    if sides(upper, lower) & sides(lower, upper):
         return None  # two rows of digits
     mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
     if mates and merged.h > 1.25 * float(np.median(mates)):
