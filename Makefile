@@ -135,9 +135,9 @@ train-whole: $(VENV)/.all
 	if [ -f $(WHOLE_OUT)/model-int8.onnx ]; then cp $(WHOLE_OUT)/model-int8.onnx $(WHOLE_DIR)/; fi
 	@echo "shipped $(WHOLE_OUT)/model.onnx -> $(WHOLE_DIR)/"
 
-# Retrain the line model (about 100 minutes on two cores: 40 to render
-# 100,000 numbers of MNIST training digits in two seeded halves and find them as
-# the Reader does, 60 to train), then ship it.
+# Retrain the line models (a line-cnn in about 100 minutes on two cores: 40 to
+# render 100,000 numbers of MNIST training digits in two seeded halves and find
+# them as the Reader does, 60 to train), then ship them joined (below).
 LINE_DATA := $(TRAIN_DIR)/lines-s1.npz $(TRAIN_DIR)/lines-s2.npz
 LINE_DIR := src/inkdigits/weights/line
 
@@ -169,10 +169,37 @@ $(TRAIN_DIR)/line-checks/model.onnx: $(TRAIN_DIR)/line/model.onnx $(ORAND_LINES)
 		--augment --init-from $(TRAIN_DIR)/line/best.keras --epochs 2 --lr 5e-4 --seed 0 \
 		--fusion count_penalty=-3 --out $(@D)
 
-train-line: $(TRAIN_DIR)/line/model.onnx
+# the shipped default line model joins that line-cnn with a line-rnn (about
+# 110 minutes more: 26 to render 50,000 more numbers in two seeded halves, then
+# the line-cnn fine-tuned on them for 3 epochs, a bidirectional LSTM put on top
+# for 2 epochs, and 7 more epochs of the whole; session 25's run started the
+# fine-tune from the shipped line-cnn's ONNX file, the same weights as
+# line/best.keras) into one graph that multiplies their probabilities step by
+# step (`inkdigits line-ensemble`; docs/BENCHMARKS.md, session 25)
+LINE_MORE := $(TRAIN_DIR)/lines-s3.npz $(TRAIN_DIR)/lines-s4.npz
+
+$(LINE_MORE): $(TRAIN_DIR)/lines-s%.npz: | $(VENV)/.all
+	$(BIN)/inkdigits line-data --count 25000 --seed $* --out $@
+
+$(TRAIN_DIR)/line-ft/model.onnx: $(TRAIN_DIR)/line/model.onnx $(LINE_MORE) | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_MORE) --init-from $(TRAIN_DIR)/line/best.keras \
+		--epochs 3 --lr 2e-4 --seed 0 --out $(@D)
+
+$(TRAIN_DIR)/line-rnn-start/model.onnx: $(TRAIN_DIR)/line-ft/model.onnx | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_MORE) --architecture line-rnn \
+		--init-from $(TRAIN_DIR)/line-ft/best.keras --epochs 2 --lr 1e-3 --seed 0 --out $(@D)
+
+$(TRAIN_DIR)/line-rnn/model.onnx: $(TRAIN_DIR)/line-rnn-start/model.onnx | $(VENV)/.all
+	$(BIN)/inkdigits train-line --data $(LINE_MORE) --architecture line-rnn \
+		--init-from $(TRAIN_DIR)/line-rnn-start/best.keras --epochs 7 --lr 6e-4 --seed 0 --out $(@D)
+
+$(TRAIN_DIR)/line-joint/model.onnx: $(TRAIN_DIR)/line/model.onnx $(TRAIN_DIR)/line-rnn/model.onnx | $(VENV)/.all
+	$(BIN)/inkdigits line-ensemble $^ --out $(@D)
+
+train-line: $(TRAIN_DIR)/line-joint/model.onnx
 	mkdir -p $(LINE_DIR)
-	cp $(TRAIN_DIR)/line/model.onnx $(TRAIN_DIR)/line/card.json $(LINE_DIR)/
-	@echo "shipped $(TRAIN_DIR)/line/model.onnx -> $(LINE_DIR)/"
+	cp $(TRAIN_DIR)/line-joint/model.onnx $(TRAIN_DIR)/line-joint/card.json $(LINE_DIR)/
+	@echo "shipped $(TRAIN_DIR)/line-joint/model.onnx -> $(LINE_DIR)/"
 
 # The figures in docs/BENCHMARKS.md (about 40 minutes on 2 cores; orand.py needs
 # ../shared/data/orand-car-a-dev or --dir).

@@ -14,7 +14,7 @@ import pytest
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
 from inkdigits import synth
-from inkdigits.errors import ConfigError
+from inkdigits.errors import ConfigError, ModelError
 from inkdigits.line_data import WIDEST, lines_from_boxes, views_of
 from inkdigits.line_training import Batches, augment, targets
 from inkdigits.lines import (
@@ -29,7 +29,7 @@ from inkdigits.lines import (
     single_digit_probabilities,
     string_probability,
 )
-from inkdigits.reader import _tempered
+from inkdigits.reader import _tempered, shipped_line_model
 
 
 def steps(*labels: int, sure: float = 0.9) -> np.ndarray:
@@ -200,9 +200,9 @@ def test_line_model_trains_exports_and_reads_each_line_as_alone(run_cli, tmp_pat
             "--fusion", bad,
         )  # fmt: skip
         assert code != 0 and message in err and not (tmp_path / "bad" / "card.json").exists()
-    # the shipped line model's ONNX file starts a line-cnn where it is: one
-    # epoch at a tiny learning rate still reads the lines as it does
-    shipped = Path(LineModel().path)
+    # a shipped line-cnn's ONNX file (the `checks` pair's) starts a line-cnn
+    # where it is: one epoch at a tiny learning rate still reads the lines as it does
+    shipped = Path(shipped_line_model("checks"))
     ft = tmp_path / "ft"
     code, out, _ = run_cli(
         "train-line", "--data", str(lines), "--out", str(ft), "--epochs", "1", "--lr", "1e-6",
@@ -240,27 +240,35 @@ def test_a_line_rnn_started_from_a_line_cnn_keeps_every_layer_below_its_lstm(tmp
         assert np.array_equal(a, b)
 
 
-def test_the_shipped_line_models_onnx_file_gives_back_its_weights(mnist):
-    # the export folded each batch norm into its convolution and moved the 1-D
-    # convolutions' and the output's biases after reshapes; imported back, the
-    # Keras line-cnn computes what the ONNX file does
-    from inkdigits.from_onnx import load_onnx_weights
-    from inkdigits.line_training import build, start_from
-
-    rng = np.random.default_rng(3)
-    views = []
-    for _ in range(12):
+def rendered_views(mnist, seed: int, count: int) -> tuple[list[np.ndarray], list[str]]:
+    """Line views of up to ``count`` rendered numbers found as one line, and their labels."""
+    rng = np.random.default_rng(seed)
+    views, labels = [], []
+    for _ in range(count):
         s = synth.render(rng, mnist.test_images, mnist.test_labels, int(rng.integers(2, 8)))
         im = pre.ink_map(s.image)
         mask, _ = pre.binarize(im.ink)
         lines = seg.find_lines(mask, im.ink)
         if len(lines) == 1:
             views.append(line_view(im.ink, lines[0])[0])
+            labels.append(s.label)
+    return views, labels
+
+
+def test_a_shipped_line_cnns_onnx_file_gives_back_its_weights(mnist):
+    # the export folded each batch norm into its convolution and moved the 1-D
+    # convolutions' and the output's biases after reshapes; imported back, the
+    # Keras line-cnn computes what the ONNX file does
+    from inkdigits.from_onnx import load_onnx_weights
+    from inkdigits.line_training import build, start_from
+
+    views, _ = rendered_views(mnist, 3, 12)
     assert len(views) >= 6
     x = np.zeros((len(views), 32, 256, 1), np.float32)
     for i, v in enumerate(views):
         x[i, :, : min(256, v.shape[1]), 0] = v[:, :256]
-    shipped = LineModel()
+    shipped = LineModel(shipped_line_model("checks"))
+    assert shipped.card["architecture"] == "line-cnn"
     net = build(seed=0)
     start_from(net, shipped.path, x)
     got = _tempered(np.asarray(net.predict(x, verbose=0)), 1.0)  # the softmax
@@ -429,3 +437,75 @@ def test_boxes_where_the_line_model_reads_hold_their_digits(mnist):
             total += 1
     # without the model's spike offset the boxes sat 0.6 of a digit to the left
     assert total >= 30 and held >= 0.95 * total, (held, total)
+
+
+def test_joined_line_models_read_each_step_with_their_probabilities_multiplied(
+    run_cli, tmp_path, mnist
+):
+    from inkdigits.line_ensemble import geometric_mean
+    from inkdigits.line_training import build, start_from
+
+    default, checks = LineModel(), LineModel(shipped_line_model("checks"))
+    out = tmp_path / "joint"
+    code, text, err = run_cli(
+        "line-ensemble", str(checks.path), str(default.path), "--weights", "2", "1",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    joint = LineModel(out / "model.onnx")
+    views, labels = rendered_views(mnist, 5, 16)
+    assert len(views) >= 8
+    got = joint.probabilities(views)
+    want = [
+        geometric_mean([p, q], [2 / 3, 1 / 3])
+        for p, q in zip(checks.probabilities(views), default.probabilities(views), strict=True)
+    ]
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and np.abs(g - w).max() < 1e-5
+        assert np.allclose(g.sum(axis=1), 1.0, atol=1e-5)
+    # it reads the numbers (the product is no blur of two readings)
+    read = [decode(p)[0] for p in got]
+    assert np.mean([r == t for r, t in zip(read, labels, strict=True)]) >= 0.8, (read, labels)
+    card = joint.card
+    assert card["architecture"] == "line-ensemble"
+    assert card["ensemble"]["weights"] == pytest.approx([2 / 3, 1 / 3])
+    members = card["ensemble"]["members"]
+    assert [m["sha256"] for m in members] == [
+        hashlib.sha256(Path(m.path).read_bytes()).hexdigest() for m in (checks, default)
+    ]
+    offset = (2 * checks.spike_offset + default.spike_offset) / 3
+    assert joint.spike_offset == pytest.approx(offset, abs=0.01)
+    # the first member's fusion weights are the joint model's unless given
+    assert card["fusion"] == checks.card["fusion"] and joint.fusion == checks.fusion
+    # `train-line --init-from` the joint file starts a line-cnn from its line-cnn
+    # member (here the `checks` one), a line-rnn from none (it has no line-rnn)
+    x = np.zeros((len(views), LINE_HEIGHT, 256, 1), np.float32)
+    for i, v in enumerate(views):
+        x[i, :, : min(256, v.shape[1]), 0] = v[:, :256]
+    net = build(seed=0)
+    start_from(net, out / "model.onnx", x)
+    got = _tempered(np.asarray(net.predict(x, verbose=0)), 1.0)
+    want = np.concatenate([checks.session.run(None, {checks.input_name: x[i : i + 1]})[0]
+                           for i in range(len(x))])  # fmt: skip
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    with pytest.raises(ModelError, match="no line-rnn among its members"):
+        start_from(build(seed=0, architecture="line-rnn"), out / "model.onnx", x)
+
+    # models that mark digits at different steps are not multiplied, nor is one model
+    late = tmp_path / "late"
+    late.mkdir()
+    (late / "model.onnx").write_bytes(Path(checks.path).read_bytes())
+    late_card = dict(checks.card, input={**checks.card["input"], "spike_offset": 0.5})
+    (late / "card.json").write_text(json.dumps(late_card))
+    bad = tmp_path / "bad"
+    for models, extra, message in [
+        ([checks.path, late / "model.onnx"], [], "different steps"),
+        ([checks.path], [], "at least two"),
+        ([checks.path, default.path], ["--weights", "1"], "1 weights for 2"),
+        ([checks.path, default.path], ["--fusion", "penalty=-3"], "unknown fusion"),
+    ]:
+        code, _, err = run_cli(
+            "line-ensemble", *map(str, models), *extra, "--out", str(bad)
+        )  # fmt: skip
+        assert code != 0 and message in err, err
+        assert not (bad / "model.onnx").exists()

@@ -848,6 +848,42 @@ def _add_train_line(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help=DATA_DIR_HELP)
 
 
+# --------------------------------------------------------------------------- line-ensemble
+
+
+def cmd_line_ensemble(args: argparse.Namespace) -> int:
+    """Join line models into one: each step read with their probabilities multiplied.
+
+    Writes OUT/model.onnx (every member in one ONNX graph: each step's weighted
+    geometric mean of the members' probabilities, normalised) and card.json
+    (the members' cards, checksums and weights). The members must mark digits
+    at the same steps (their cards' spike_offset). Read with it:
+    inkdigits read --line-model OUT/model.onnx ...
+    """
+    from .line_ensemble import join
+
+    card = join(args.models, args.out, weights=args.weights, fusion=dict(args.fusion or []) or None)
+    print(f"joined {len(args.models)} line models -> {Path(args.out) / card['onnx']['file']}")
+    return 0
+
+
+def _add_line_ensemble(sub: argparse._SubParsersAction) -> None:
+    p = _subcommand(sub, "line-ensemble", cmd_line_ensemble)
+    p.add_argument("models", nargs="+", help="line models' model.onnx files (a card beside each)")
+    p.add_argument("--out", required=True, help="folder for the joint model.onnx and card.json")
+    p.add_argument(
+        "--weights", nargs="+", type=positive_float, help="one per model (default: equal)"
+    )
+    p.add_argument(
+        "--fusion",
+        nargs="+",
+        type=fusion_weight,
+        metavar="KEY=VALUE",
+        help="how the Reader weighs the joint model against the digit classifier "
+        "(default: the first model's)",
+    )
+
+
 # --------------------------------------------------------------------------- quantize
 
 
@@ -960,6 +996,7 @@ _REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_render_digits,
     _add_line_data,
     _add_train_line,
+    _add_line_ensemble,
     _add_quantize,
     _add_serve,
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 
 from ._backend import keras, quiet_native_stderr
+from .classifier import load_card
 from .errors import ConfigError, DataError, ModelError
 from .extra import file_sha256
 from .line_data import WIDEST
@@ -79,13 +81,25 @@ def start_from(model: keras.Model, path: str | Path, calibration: np.ndarray | N
     The same architecture gives every weight; a line-cnn gives a line-rnn
     everything up to its LSTM (the LSTM and the output layer start afresh).
     A float32 ONNX export of a line-cnn (such as the shipped
-    ``inkdigits/weights/line/model.onnx``) starts a line-cnn too: its batch
+    ``inkdigits/weights/checks/line/model.onnx``), or a joint model with a
+    line-cnn among its members (the shipped ``inkdigits/weights/line/model.onnx``;
+    see :func:`line_ensemble.extract_member`), starts a line-cnn too: its batch
     norms are unfolded from ``calibration`` (line views (N, 32, W, 1) in
     [0, 1]; see :mod:`inkdigits.from_onnx`).
     """
     if Path(path).suffix == ".onnx":
         from .from_onnx import load_onnx_weights
 
+        source = Path(path)
+        if source.with_name("card.json").is_file() and (
+            load_card(source).get("architecture") == "line-ensemble"
+        ):
+            from .line_ensemble import extract_member
+
+            with tempfile.TemporaryDirectory() as tmp:
+                member = extract_member(source, model.name, Path(tmp) / "member.onnx")
+                load_onnx_weights(member, model, calibration)
+            return
         load_onnx_weights(path, model, calibration)
         return
     try:

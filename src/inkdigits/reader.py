@@ -350,7 +350,9 @@ class Reader:
         the line model learned from, ``uneven_count_weight`` replaces
         ``count_weight``. Either way, the line model's own reading replaces
         the chosen one when the line model is sure of its reading and sure
-        that the chosen one is wrong (see :meth:`_line_is_sure`). The
+        that the chosen one is wrong (see :meth:`_line_is_sure`), except on
+        such an uneven line (the joint line model is sure of wrong readings
+        of a "3.000" with small 0s: "3009"). The
         weights are the line model's (its card's ``fusion``, chosen on
         development sets; see LineModel).
 
@@ -372,6 +374,8 @@ class Reader:
             """The line model's own reading: each step's digits, tempered."""
             return _tempered(np.log(np.clip(per_step, 1e-12, None)), temperature)
 
+        heights = [d.box[3] for d in row if d.box is not None]
+        uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         if len(text) == len(row):
             fused = [
                 np.log(np.clip(d.probabilities, 1e-6, 1.0))
@@ -379,7 +383,7 @@ class Reader:
                 for d, t in zip(row, steps, strict=True)
             ]
             chosen = [_tempered(f, temperature) for f in fused]
-            if self._line_is_sure(probs, text, chosen):
+            if not uneven and self._line_is_sure(probs, text, chosen):
                 own = theirs()
                 chosen = [own[t] for t in steps]
             out = []
@@ -387,8 +391,6 @@ class Reader:
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
                 out.append(self._result(d.image, p, d.box, gate, min_confidence))
             return out, 1.0
-        heights = [d.box[3] for d in row if d.box is not None]
-        uneven = len(heights) > 1 and max(heights) > fusion["uneven_heights"] * np.median(heights)
         weight = fusion["uneven_count_weight" if uneven else "count_weight"]
 
         def line_score(digits: str) -> float:
@@ -416,8 +418,8 @@ class Reader:
         theirs_score = line_score(text)
         theirs_score += fusion["count_penalty"] * abs(len(text) - len(row))
         ours_probs = [d.probabilities for d in ours]
-        if (ours_score >= theirs_score or not text) and not self._line_is_sure(
-            probs, text, ours_probs
+        if (ours_score >= theirs_score or not text) and (
+            uneven or not self._line_is_sure(probs, text, ours_probs)
         ):
             return ours, fusion["count_confidence"]
         digits = self._line_digits(line, steps, theirs(), geometry, im, min_confidence)
