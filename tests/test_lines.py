@@ -503,9 +503,12 @@ def test_joined_line_models_read_each_step_with_their_probabilities_multiplied(
         ([checks.path], [], "at least two"),
         ([checks.path, default.path], ["--weights", "1"], "1 weights for 2"),
         ([checks.path, default.path], ["--fusion", "penalty=-3"], "unknown fusion"),
+        ([late / "model.onnx", default.path], [], "would overwrite"),
     ]:
+        where = late if message == "would overwrite" else bad
         code, _, err = run_cli(
-            "line-ensemble", *map(str, models), *extra, "--out", str(bad)
+            "line-ensemble", *map(str, models), *extra, "--out", str(where)
         )  # fmt: skip
         assert code != 0 and message in err, err
         assert not (bad / "model.onnx").exists()
+    assert (late / "model.onnx").read_bytes() == Path(checks.path).read_bytes()

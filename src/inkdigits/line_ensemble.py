@@ -71,6 +71,9 @@ def join(
     unknown = sorted(set(fusion or {}) - set(FUSION))
     if unknown:
         raise ConfigError(f"unknown fusion weight(s) {unknown}; known: {sorted(FUSION)}")
+    target = (Path(out) / "model.onnx").resolve()
+    if any(Path(m).resolve() == target for m in members):
+        raise ConfigError(f"--out {out}: would overwrite one of the line models it joins")
     loaded = [LineModel(m) for m in members]  # checks each file and its card
     offsets = [m.spike_offset for m in loaded]
     if max(offsets) - min(offsets) > MAX_SPIKE_SPREAD:
