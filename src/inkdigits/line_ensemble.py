@@ -31,7 +31,6 @@ from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, LineModel
 MAX_SPIKE_SPREAD = 0.5  # steps
 FLOOR = 1e-9  # probabilities are floored before their logarithm
 PARITY_TOLERANCE = 1e-5
-OPSET = 17
 
 
 def geometric_mean(probs: list[np.ndarray], weights: list[float]) -> np.ndarray:
@@ -154,7 +153,7 @@ def join(
         "onnx": {
             "file": path.name,
             "sha256": file_sha256(path),
-            "opset": OPSET,
+            "opset": next(o.version for o in joint.opset_import if o.domain in ("", "ai.onnx")),
             "parity_max_abs_diff": diff,
         },
     }
