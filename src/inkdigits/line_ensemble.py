@@ -26,7 +26,7 @@ import numpy as np
 from .classifier import load_card
 from .errors import ConfigError, ModelError
 from .extra import file_sha256
-from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, LineModel
+from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, LineModel, check_fusion
 
 MAX_SPIKE_SPREAD = 0.5  # steps
 FLOOR = 1e-9  # probabilities are floored before their logarithm
@@ -57,8 +57,6 @@ def join(
     import onnx
     from onnx import TensorProto, compose, helper
 
-    from .lines import FUSION
-
     if len(members) < 2:
         raise ConfigError("give at least two line models to join")
     weights = [1.0] * len(members) if weights is None else list(weights)
@@ -67,9 +65,7 @@ def join(
     if not all(np.isfinite(w) and w > 0 for w in weights):
         raise ConfigError(f"weights must be positive numbers, not {weights}")
     weights = [w / sum(weights) for w in weights]
-    unknown = sorted(set(fusion or {}) - set(FUSION))
-    if unknown:
-        raise ConfigError(f"unknown fusion weight(s) {unknown}; known: {sorted(FUSION)}")
+    check_fusion(fusion)
     target = (Path(out) / "model.onnx").resolve()
     if any(Path(m).resolve() == target for m in members):
         raise ConfigError(f"--out {out}: would overwrite one of the line models it joins")
@@ -82,8 +78,9 @@ def join(
         )
 
     nodes, initializers, value_info, logs, outputs = [], [], [], [], []
+    first = onnx.load(str(loaded[0].path))  # its opset and IR version are the joint's
     for k, (m, w) in enumerate(zip(loaded, weights, strict=True)):
-        model = onnx.load(str(m.path))
+        model = first if k == 0 else onnx.load(str(m.path))
         graph = compose.add_prefix(model, f"m{k}/").graph
         (inp,), (outp,) = graph.input, graph.output
         outputs.append(outp.name)
@@ -110,7 +107,6 @@ def join(
         helper.make_node("Sum", logs, ["joint/logits"]),
         helper.make_node("Softmax", ["joint/logits"], ["probs"], axis=-1),
     ]
-    first = onnx.load(str(loaded[0].path))
     graph = helper.make_graph(
         nodes,
         "line-ensemble",

@@ -32,7 +32,7 @@ from .classifier import load_card
 from .errors import ConfigError, DataError, ModelError
 from .extra import file_sha256
 from .line_data import WIDEST
-from .lines import BLANK, FUSION, LINE_HEIGHT, PAD_TO, STEP, decode
+from .lines import BLANK, LINE_HEIGHT, PAD_TO, STEP, check_fusion, decode
 
 MAX_DIGITS = 12  # the longest label a training line may have
 RNN_UNITS = 96  # line-rnn: LSTM units each way
@@ -291,9 +291,7 @@ def train(
     numbers of, on which the exported model's ``spike_offset`` (where it marks
     a digit) is measured for the card (:func:`line_data.spike_offset`).
     """
-    unknown = sorted(set(fusion or {}) - set(FUSION))
-    if unknown:
-        raise ConfigError(f"unknown fusion weight(s) {unknown}; known: {sorted(FUSION)}")
+    check_fusion(fusion)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     x, widths, labels, files = load_lines(list(data))

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from .classifier import load_card, onnx_session, shipped_model_path
-from .errors import ModelError
+from .errors import ConfigError, ModelError
 from .segmentation import Piece, digit_height, extent
 
 LINE_HEIGHT = 32  # the strip the line model reads
@@ -66,6 +66,13 @@ FUSION = {
     "sure_line": 0.95,
     "sure_margin": 0.001,
 }
+
+
+def check_fusion(fusion: dict[str, float] | None) -> None:
+    """Raise ConfigError if ``fusion`` names a weight that FUSION does not have."""
+    unknown = sorted(set(fusion or {}) - set(FUSION))
+    if unknown:
+        raise ConfigError(f"unknown fusion weight(s) {unknown}; known: {sorted(FUSION)}")
 
 
 @dataclass
