@@ -323,6 +323,29 @@ def test_line_data_writes_check_amounts_and_refuses_a_share_outside_0_1(
     assert code != 0 and "give --boxes DIR" in err
 
 
+def test_line_data_draws_every_number_with_the_pen_it_is_asked_for(mnist):
+    from inkdigits.cli import build_parser
+    from inkdigits.line_data import rendered_lines
+
+    def lines(pen: str) -> tuple[list[np.ndarray], list[str]]:
+        return rendered_lines(mnist.test_images, mnist.test_labels, 8, seed=5, pen=pen)
+
+    thin, broad = lines("thin"), lines("broad")
+    # the same numbers (the pen is the only choice forced), written with each pen
+    assert thin[1] == broad[1] and len(thin[1]) >= 6
+    for t, b in zip(thin[0], broad[0], strict=True):
+        # at one text height, a broad pen's strokes cover more of the view
+        assert (b > 0.5).sum() > 1.4 * (t > 0.5).sum()
+    with pytest.raises(ConfigError, match="unknown pen"):
+        rendered_lines(mnist.test_images, mnist.test_labels, 2, seed=5, pen="felt")
+    with pytest.raises(ConfigError, match="must be over 40 px"):  # a pen shows from 40 px
+        rendered_lines(mnist.test_images, mnist.test_labels, 2, seed=5, pen="thin", tallest=40)
+    # the command line offers the generator's pens (named there, not imported: cold start)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    (pen,) = [a for a in sub.choices["line-data"]._actions if a.dest == "pen"]
+    assert pen.choices == list(synth.PENS)
+
+
 def test_line_data_mix_writes_reshuffled_lines_of_a_boxes_dataset(run_cli, boxes_dataset):
     root, _ = boxes_dataset
     out = root / "mix.npz"

@@ -678,6 +678,7 @@ def cmd_line_data(args: argparse.Namespace) -> int:
     from .data import load_mnist
     from .extra import check_output, load_crops
     from .line_data import (
+        RENDER_TALLEST,
         lines_from_boxes,
         mixed_lines_from_boxes,
         pack,
@@ -713,6 +714,8 @@ def cmd_line_data(args: argparse.Namespace) -> int:
                 args.workers,
                 bar.update,
                 check=args.check,
+                pen=args.pen,
+                tallest=args.tallest or RENDER_TALLEST,
             )
         what = f"{len(views)} of {args.count} renders found as one line"
     save_lines(args.out, pack(views, texts))
@@ -745,6 +748,19 @@ def _add_line_data(sub: argparse._SubParsersAction) -> None:
         metavar="SHARE",
         help="share of the renders written as check amounts: trailing 0s, small or raised "
         "last digits, thousands marks, a dash or '=' after, a '$' or tick before (default 0)",
+    )
+    p.add_argument(
+        "--pen",
+        choices=["thin", "default", "thicker", "broad"],  # synth.PENS
+        help="draw every number with this pen, its digits at least 40 px tall (where pens "
+        "show): more lines of a pen the line model reads badly (default: pens mixed)",
+    )
+    p.add_argument(
+        "--tallest",
+        type=positive_int,
+        metavar="PX",
+        help="the tallest digits rendered, in px (default 120; taller renders cost more "
+        "and are scaled down to the same line height)",
     )
     _add_workers_and_data(p)
 

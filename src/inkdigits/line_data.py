@@ -24,6 +24,7 @@ import numpy as np
 from . import preprocessing as pre
 from . import segmentation as seg
 from . import synth
+from .errors import ConfigError
 from .extra import boxes_images, in_chunks
 from .lines import LINE_HEIGHT, STEP, LineModel, decode, line_view, others_of
 
@@ -54,21 +55,33 @@ def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.nda
     return [line_view(im.ink, line, others_of(lines, i))[0] for i, line in enumerate(lines)]
 
 
-def _lines_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int], check: float = 0.0):
+def _shortest(pen: str | None) -> int:
+    """The shortest digits rendered: a pen shows only on digits PEN_FROM px tall or more."""
+    return 15 if pen is None else synth.PEN_FROM
+
+
+def _lines_chunk(
+    args: tuple[np.ndarray, np.ndarray, int, int, int],
+    check: float = 0.0,
+    pen: str | None = None,
+    tallest: int = RENDER_TALLEST,
+):
     images, labels, seed, chunk, count = args
     cv2.setNumThreads(1)  # one process per core instead
     rng = np.random.default_rng([seed, chunk])
+    shortest = _shortest(pen)
+    force = {} if pen is None else {"stroke": synth.PENS[pen]}
     views, texts = [], []
     for _ in range(count):
         n = int(rng.integers(1, 11))
         # heights up to RENDER_TALLEST: a taller render costs 10x as much and is
         # shrunk to TEXT_HEIGHT just the same
-        height = int(np.exp(rng.uniform(np.log(15), np.log(RENDER_TALLEST))))
+        height = int(np.exp(rng.uniform(np.log(shortest), np.log(tallest))))
         if check and rng.random() < check:
-            sample = synth.render(rng, images, labels, n, height=height, check=True)
+            sample = synth.render(rng, images, labels, n, height=height, check=True, **force)
             found = views_of(sample.image, sample.spec["digit_x"])
         else:
-            sample = synth.render(rng, images, labels, n, height=height)
+            sample = synth.render(rng, images, labels, n, height=height, **force)
             found = views_of(sample.image)
         if len(found) == 1:
             views.append(found[0])
@@ -84,18 +97,28 @@ def rendered_lines(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     check: float = 0.0,
+    pen: str | None = None,
+    tallest: int = RENDER_TALLEST,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``count`` (view, label) pairs from ``count`` renders of 1-10 digits.
 
     A share ``check`` of them is written as check amounts (``synth.render``'s
     ``check``: trailing 0s, small or raised last digits, thousands marks, a
     dash or '=' after the amount, a '$' or tick before it); of those, a
-    render whose lines leave out any of its digits is dropped. Reproducible
-    from ``seed`` whatever the number of ``workers``.
+    render whose lines leave out any of its digits is dropped. ``pen`` (one
+    of ``synth.PENS``) draws every number with that pen, its digits between
+    ``synth.PEN_FROM`` and ``tallest`` px tall (a pen shows only on digits
+    that tall): more of the pens the line model reads worst. Digits are at
+    most ``tallest`` px tall (RENDER_TALLEST by default). Reproducible from
+    ``seed`` whatever the number of ``workers``.
     """
-    parts = in_chunks(
-        partial(_lines_chunk, check=check), images, labels, count, seed, workers, progress
-    )
+    if pen is not None and pen not in synth.PENS:
+        raise ConfigError(f"unknown pen {pen!r}; one of {', '.join(synth.PENS)}")
+    shortest = _shortest(pen)
+    if tallest <= shortest:
+        raise ConfigError(f"the tallest digits must be over {shortest} px, got {tallest}")
+    fn = partial(_lines_chunk, check=check, pen=pen, tallest=tallest)
+    parts = in_chunks(fn, images, labels, count, seed, workers, progress)
     return [v for p in parts for v in p[0]], [t for p in parts for t in p[1]]
 
 

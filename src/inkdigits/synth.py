@@ -30,6 +30,10 @@ from PIL import Image
 
 BACKGROUNDS = ("white", "photo", "check")
 SPACINGS = ("spaced", "close", "touching")
+# the pens (``stroke``: digit_alpha's erosion or dilation in MNIST pixels);
+# a pen only changes digits at least PEN_FROM px tall
+PENS = {"thin": -1.0, "default": 0.0, "thicker": 1.0, "broad": 2.0}
+PEN_FROM = 40
 PUNCTUATION = (".", ",", "-", "=")
 # written after a check amount so that nothing can be added to it ("30.000.-")
 CHECK_TAILS = ("-", "=", ".-", ",-", "long", "~")
@@ -159,7 +163,7 @@ def _check_style(
     glyphs: list[tuple[np.ndarray, str]] = []
     for k, i in enumerate(idx):
         h = int(round(height * ratio)) if k >= n - small else height
-        g = digit_alpha(images[i], max(h, 8), stroke if h >= 40 else 0.0)
+        g = digit_alpha(images[i], max(h, 8), stroke if h >= PEN_FROM else 0.0)
         if k >= n - small and raised:  # empty rows below lift it off the baseline
             lift = int(rng.uniform(0.3, 1.0) * (height - g.shape[0]))
             g = np.vstack([g, np.zeros((lift, g.shape[1]), np.float32)])
@@ -278,7 +282,7 @@ def render(
         "background": str(rng.choice(BACKGROUNDS, p=[0.35, 0.4, 0.25])),
         "dark": bool(rng.random() < 0.15),
         "ink": str(rng.choice(["black", "blue"])),
-        "stroke": float(rng.choice([-1.0, 0.0, 0.0, 1.0, 2.0])),
+        "stroke": float(rng.choice([-1.0, 0.0, 0.0, 1.0, 2.0])),  # see PENS
         "rotation": float(rng.uniform(-10, 10)),
         "blur": float(rng.choice([0.0, rng.uniform(0.3, 1.2)])),
         "noise": float(rng.uniform(0, 8)),
@@ -298,7 +302,7 @@ def render(
         idx, glyphs, spec["check"] = _check_style(rng, images, labels, idx, height, spec["stroke"])
     else:
         glyphs = [
-            (digit_alpha(images[i], height, spec["stroke"] if height >= 40 else 0.0), "digit")
+            (digit_alpha(images[i], height, spec["stroke"] if height >= PEN_FROM else 0.0), "digit")
             for i in idx
         ]
     spec["mnist_test_indices"] = [int(i) for i in idx]
