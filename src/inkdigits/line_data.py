@@ -74,8 +74,8 @@ def _lines_chunk(
     views, texts = [], []
     for _ in range(count):
         n = int(rng.integers(1, 11))
-        # heights up to RENDER_TALLEST: a taller render costs 10x as much and is
-        # shrunk to TEXT_HEIGHT just the same
+        # heights up to ``tallest`` (RENDER_TALLEST by default: a taller render
+        # costs several times as much and is shrunk to TEXT_HEIGHT just the same)
         height = int(np.exp(rng.uniform(np.log(shortest), np.log(tallest))))
         if check and rng.random() < check:
             sample = synth.render(rng, images, labels, n, height=height, check=True, **force)
