@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inkdigits import preprocessing as pre
+from inkdigits import segmentation as seg
 from inkdigits import synth
 from inkdigits.reader import NumberResult, Reader, shipped_line_model
 
@@ -49,6 +51,47 @@ def test_every_input_form_reads_the_same(reader, mnist, tmp_path):
     results = [reader.read_digit(src) for src in (p, str(p), p.read_bytes(), Image.open(p), rgb)]
     assert {r.digit for r in results} == {7}
     assert len({round(r.confidence, 5) for r in results}) == 1
+
+
+def shaded_number(mnist, shade: float, edge: float = 4.0) -> tuple[np.ndarray, str]:
+    """The first five MNIST test digits in one blue pen on beige paper, the last
+    two in a shadow (its edges ``edge`` px soft, 0: hard) that dims the paper to
+    ``shade`` of its light but not the ink, as the benchmark's photos do.
+    Returns the image and the number."""
+    xs = np.arange(620, dtype=np.float32)
+    if edge > 0:  # a soft step up at x = 245 and down at x = 480
+        shadow = (np.tanh((xs - 245) / (2 * edge)) - np.tanh((xs - 480) / (2 * edge))) / 2
+    else:
+        shadow = ((xs > 245) & (xs < 480)).astype(np.float32)
+    page = np.full((100, 620, 3), (225, 215, 195), np.float32)
+    page *= (1 - (1 - shade) * shadow)[None, :, None]
+    x = 40
+    for digit in mnist.test_images[:5]:
+        a = synth.digit_alpha(digit, 60, 0.0)[..., None]
+        box = page[20 : 20 + a.shape[0], x : x + a.shape[1]]
+        box[:] = box * (1 - a) + np.array((50, 60, 170), np.float32) * a
+        x += a.shape[1] + 30
+    label = "".join(str(int(k)) for k in mnist.test_labels[:5])
+    return page.astype(np.uint8), label
+
+
+def test_digits_in_a_shadow_that_dims_the_paper_but_not_the_pen_are_read(reader, mnist):
+    # the last two digits' ink is under 0.55 of the strongest piece's against
+    # their shaded paper, as dark as the others' in absolute terms
+    img, label = shaded_number(mnist, 0.4)
+    im = pre.ink_map(img)
+    mask, threshold = pre.binarize(im.ink)
+    assert [len(line) for line in seg.find_lines(mask, im.ink, threshold)] == [3]  # by ink alone
+    assert [len(line) for line in seg.find_lines(mask, im.ink, threshold, im.tone)] == [5]
+    assert reader.read_number(img).number == label
+    # a hard-edged shadow: the dark side of each edge is as dark as the pen
+    # but no darker than the paper beside it, and stays out
+    img, _ = shaded_number(mnist, 0.4, edge=0.0)
+    im = pre.ink_map(img)
+    mask, threshold = pre.binarize(im.ink)
+    found = seg.find_lines(mask, im.ink, threshold, im.tone)
+    assert len(seg.components(mask)) >= 7  # the digits and both edges
+    assert [abs(p.h - 60) <= 2 for line in found for p in line] == [True] * 5
 
 
 def test_reads_clean_numbers_exactly(reader, mnist):

@@ -32,10 +32,10 @@ RENDER_TALLEST = 120  # px: the tallest digits rendered for training
 WIDEST = 384  # px: views stored this wide at most (wider ones are squeezed)
 
 
-def _lines_in(ink: np.ndarray) -> list[list[seg.Piece]]:
+def _lines_in(im: pre.InkMap) -> list[list[seg.Piece]]:
     """The lines the Reader finds in an ink map (binarised as it binarises them)."""
-    mask, threshold = pre.binarize(ink)
-    return seg.find_lines(mask, ink, threshold)
+    mask, threshold = pre.binarize(im.ink)
+    return seg.find_lines(mask, im.ink, threshold, im.tone)
 
 
 def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.ndarray]:
@@ -46,7 +46,7 @@ def views_of(rgb: np.ndarray, digit_x: list[float] | None = None) -> list[np.nda
     gives no views.
     """
     im = pre.ink_map(rgb)
-    lines = _lines_in(im.ink)
+    lines = _lines_in(im)
     if digit_x is not None:
         boxes = [seg.extent(line) for line in lines]
         for x in digit_x:
@@ -141,7 +141,7 @@ def spike_offset(
         height = int(np.exp(rng.uniform(np.log(15), np.log(RENDER_TALLEST))))
         sample = synth.render(rng, images, labels, n, height=height)
         im = pre.ink_map(sample.image)
-        lines = _lines_in(im.ink)
+        lines = _lines_in(im)
         if len(lines) != 1:
             continue
         view, g = line_view(im.ink, lines[0])
@@ -185,18 +185,18 @@ def lines_from_boxes(dataset: str | Path) -> tuple[list[np.ndarray], list[str]]:
         boxes = [d["box_xywh"] for d in entry["digits"]]
         digits = left_to_right(entry["digits"])
         centres = [((x + w / 2) * im.scale, (y + h / 2) * im.scale) for x, y, w, h in boxes]
-        view = _line_holding(im.ink, centres)
+        view = _line_holding(im, centres)
         if view is not None:
             views.append(view)
             texts.append("".join(str(d["digit"]) for d in digits))
     return views, texts
 
 
-def _line_holding(ink: np.ndarray, centres: list[tuple[float, float]]) -> np.ndarray | None:
-    """The view of the line (as the Reader finds lines in ``ink``) holding most of
+def _line_holding(im: pre.InkMap, centres: list[tuple[float, float]]) -> np.ndarray | None:
+    """The view of the line (as the Reader finds lines in ``im``) holding most of
     ``centres``, or None if it misses any of them."""
     best, most = None, 0
-    lines = _lines_in(ink)
+    lines = _lines_in(im)
     for i, line in enumerate(lines):
         x0, y0, x1, y1 = seg.extent(line)
         inside = sum(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in centres)
@@ -204,7 +204,14 @@ def _line_holding(ink: np.ndarray, centres: list[tuple[float, float]]) -> np.nda
             best, most = i, inside
     if best is None or most < len(centres):
         return None
-    return line_view(ink, lines[best], others_of(lines, best))[0]
+    return line_view(im.ink, lines[best], others_of(lines, best))[0]
+
+
+def _reshuffled(a: np.ndarray, cuts: list[int], pick: np.ndarray) -> np.ndarray:
+    """``a`` with the strips between ``cuts`` replaced by strips ``pick`` (left to right)."""
+    strips = [a[:, cuts[i] : cuts[i + 1]] for i in pick]
+    parts = [a[:, : cuts[0]], *strips, a[:, cuts[-1] :]]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
 
 
 def mixed_lines_from_boxes(
@@ -234,18 +241,18 @@ def mixed_lines_from_boxes(
         cuts.append(min(width, int(round(boxes[-1][0] + boxes[-1][2]))))
         if any(b <= a for a, b in itertools.pairwise(cuts)):
             continue  # boxes out of order or empty strips: nothing clean to cut
-        strips = [im.ink[:, a:b] for a, b in itertools.pairwise(cuts)]
+        strips = len(cuts) - 1
         for _ in range(per_image):
-            n = int(np.clip(len(strips) + rng.integers(-1, 3), 1, 8))
-            pick = rng.integers(0, len(strips), n)
-            parts = [im.ink[:, : cuts[0]]] + [strips[i] for i in pick] + [im.ink[:, cuts[-1] :]]
-            ink = np.ascontiguousarray(np.concatenate(parts, axis=1))
+            n = int(np.clip(strips + rng.integers(-1, 3), 1, 8))
+            pick = rng.integers(0, strips, n)
+            tone = None if im.tone is None else _reshuffled(im.tone, cuts, pick)
+            mixed = pre.InkMap(_reshuffled(im.ink, cuts, pick), im.scale, im.inverted, tone)
             centres, x = [], cuts[0]
             for i in pick:
                 bx, by, bw, bh = boxes[i]
                 centres.append((x + bx + bw / 2 - cuts[i], by + bh / 2))
-                x += strips[i].shape[1]
-            view = _line_holding(ink, centres)
+                x += cuts[i + 1] - cuts[i]
+            view = _line_holding(mixed, centres)
             if view is not None:
                 views.append(view)
                 texts.append("".join(str(digits[i]["digit"]) for i in pick))

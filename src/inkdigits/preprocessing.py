@@ -225,6 +225,10 @@ class InkMap:
     ink: np.ndarray  # float32 (h, w) in [0, 1], 1 = strongest ink
     scale: float  # working pixels per original pixel (<= 1)
     inverted: bool  # True if the original was light ink on a dark background
+    # uint8 (h, w), or None: how dark each pixel is in absolute terms, whatever
+    # its page (0 = black; for light ink on a dark page, 255 minus how light):
+    # strokes of one pen share a tone even where a shadow dims the page around them
+    tone: np.ndarray | None = None
 
 
 @dataclass
@@ -468,7 +472,8 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     ink8 = ink_of(not inverted)
     if denoise:
         ink8 = cv2.medianBlur(ink8, 3)
-    return InkMap(ink8.astype(np.float32) * np.float32(1 / 255), scale, inverted)
+    tone = cv2.bitwise_not(light) if inverted else dark
+    return InkMap(ink8.astype(np.float32) * np.float32(1 / 255), scale, inverted, tone)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

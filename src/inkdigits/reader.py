@@ -267,7 +267,7 @@ class Reader:
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
         raw_lines, found_lines = seg.find_digits(
-            mask, im.ink, self.classify, pre.to_mnist, whole, threshold
+            mask, im.ink, self.classify, pre.to_mnist, whole, threshold, im.tone
         )
         return im, raw_lines, found_lines
 

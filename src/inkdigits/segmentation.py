@@ -503,6 +503,61 @@ def ink_strength(piece: Piece, ink: np.ndarray) -> float:
 
 
 WEAK = 0.55  # a piece whose ink is below this share of the strongest piece's is no stroke
+# A weaker piece (down to SAME_PEN_WEAK of the strongest) is kept when it is
+# written with the strongest piece's pen in a shadow that dims the page more
+# than the ink (see :func:`_same_pen`). Paper, printed patterns and rules are
+# far lighter than any pen's ink.
+SAME_PEN_WEAK = 0.2
+SAME_PEN_TONE = 0.4  # as dark as the pen to within this share of its contrast
+SAME_PEN_EDGE = 0.1  # and darker by this share than the darker paper around it
+TONE_PERCENTILE = 5  # a piece's tone: its darkest pixels' (this percentile)
+
+
+def _box(image: np.ndarray, piece: Piece, grow: int = 0) -> tuple[np.ndarray, int, int]:
+    """``image`` over the piece's box grown by ``grow`` px on every side (clipped),
+    and where the piece's box starts in it (x, y)."""
+    y0, x0 = max(0, piece.y - grow), max(0, piece.x - grow)
+    return (
+        image[y0 : piece.y + piece.h + grow, x0 : piece.x + piece.w + grow],
+        piece.x - x0,
+        piece.y - y0,
+    )
+
+
+def _tone(piece: Piece, tone: np.ndarray) -> float:
+    return float(np.percentile(_box(tone, piece)[0][piece.mask], TONE_PERCENTILE))
+
+
+def _same_pen(
+    piece: Piece, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float, height: float
+) -> bool:
+    """Whether a faint piece is a digit written with the pen of tone ``pen`` (on
+    paper of tone ``paper``) in the shadow: of a digit's height, as dark as the
+    pen, and darker than the darker paper just around it (``pieces``' ink left
+    out), which the dark side of a shadow's edge (as dark as its paper) is not."""
+    if not 0.5 * height <= piece.h <= 2 * height:
+        return False
+    own = _tone(piece, tone)
+    if own > pen + SAME_PEN_TONE * (paper - pen):
+        return False
+    # the paper 3 to r px from its strokes (past their soft edges)
+    r = max(6, piece.h // 8)
+    around, x, y = _box(tone, piece, r)
+    x0, y0 = piece.x - x, piece.y - y  # the box's corner in the image
+    inside = np.zeros(around.shape, np.uint8)
+    inside[y : y + piece.h, x : x + piece.w] = piece.mask
+    near = cv2.dilate(inside, np.ones((5, 5), np.uint8))
+    for q in pieces:  # other strokes near it are no paper either
+        ax, ay = max(q.x, x0), max(q.y, y0)
+        bx, by = min(q.x + q.w, x0 + around.shape[1]), min(q.y + q.h, y0 + around.shape[0])
+        if q is not piece and ax < bx and ay < by:
+            theirs = q.mask[ay - q.y : by - q.y, ax - q.x : bx - q.x].astype(np.uint8)
+            near[ay - y0 : by - y0, ax - x0 : bx - x0] |= theirs
+    ring = (cv2.dilate(inside, np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0) & (near == 0)
+    if not ring.any():
+        return False
+    darker_paper = float(np.percentile(around[ring], 25))
+    return own <= darker_paper - SAME_PEN_EDGE * (paper - pen)
 
 
 def drop_weak(
@@ -510,17 +565,31 @@ def drop_weak(
     ink: np.ndarray,
     rel: float = WEAK,
     among: Callable[[Piece], bool] | None = None,
+    tone: np.ndarray | None = None,
 ) -> list[Piece]:
     """Remove pieces whose ink is much fainter than the strongest piece's.
 
     ``among`` limits which pieces can set the bar (a single digit: not rules
-    and dashes); when none of them is there, no piece is kept.
+    and dashes); when none of them is there, no piece is kept. With ``tone``
+    (:attr:`preprocessing.InkMap.tone`), a fainter piece written with the
+    strongest piece's pen in a shadow is kept (see :func:`_same_pen`).
     """
     strength = [ink_strength(p, ink) for p in pieces]
-    bars = [s for p, s in zip(pieces, strength, strict=True) if among is None or among(p)]
+    bars = [(s, p) for p, s in zip(pieces, strength, strict=True) if among is None or among(p)]
     if not bars:
         return []
-    return [p for p, s in zip(pieces, strength, strict=True) if s >= rel * max(bars)]
+    bar, best = max(bars, key=lambda sp: sp[0])
+    kept = [s >= rel * bar for s in strength]
+    if tone is None or all(kept):
+        return [p for p, k in zip(pieces, kept, strict=True) if k]
+    # the strongest piece's pen, and the paper around it (its box and as much again)
+    pen = _tone(best, tone)
+    paper = float(np.median(_box(tone, best, max(best.w, best.h))[0]))
+    height = digit_height([p for p, k in zip(pieces, kept, strict=True) if k])
+    for i, p in enumerate(pieces):
+        if not kept[i] and strength[i] >= SAME_PEN_WEAK * bar:
+            kept[i] = _same_pen(p, pieces, tone, pen, paper, height)
+    return [p for p, k in zip(pieces, kept, strict=True) if k]
 
 
 def _box_gap(a: Piece, b: Piece) -> int:
@@ -613,7 +682,10 @@ def fill_in(p: Piece, labels: np.ndarray) -> Piece:
 
 
 def find_lines(
-    mask: np.ndarray, ink: np.ndarray, threshold: float | None = None
+    mask: np.ndarray,
+    ink: np.ndarray,
+    threshold: float | None = None,
+    tone: np.ndarray | None = None,
 ) -> list[list[Piece]]:
     """Lines of pieces, top to bottom, left to right, marks and touching digits as found.
 
@@ -622,8 +694,9 @@ def find_lines(
     digits anywhere on the page dropped; then grouped into lines.
     ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
     digit join when fainter ink still connects them (see :func:`weak_links`).
+    ``tone`` (the ink map's) keeps faint digits of the same pen (see :func:`drop_weak`).
     """
-    pieces = merge_pieces(drop_weak(drop_specks(components(mask)), ink))
+    pieces = merge_pieces(drop_weak(drop_specks(components(mask)), ink, tone=tone))
     if pieces:
         height = digit_height(pieces)
         labels = weak_labels(ink, threshold) if threshold is not None else None
@@ -661,11 +734,12 @@ def find_digits(
     to_mnist: Callable,
     whole: Whole | None = None,
     threshold: float | None = None,
+    tone: np.ndarray | None = None,
 ) -> tuple[list[list[Piece]], list[tuple[int, list[Piece]]]]:
     """Everything above, in order: the lines of :func:`find_lines` as found, and for
     each that holds digits, its index among them and its digit pieces (top to
     bottom, left to right)."""
-    lines = find_lines(mask, ink, threshold)
+    lines = find_lines(mask, ink, threshold, tone)
     found = []
     for i, line in enumerate(lines):
         digits = digits_of_line(line, ink, classify, to_mnist, whole)
