@@ -84,6 +84,17 @@ def test_digits_in_a_shadow_that_dims_the_paper_but_not_the_pen_are_read(reader,
     assert [len(line) for line in seg.find_lines(mask, im.ink, threshold)] == [3]  # by ink alone
     assert [len(line) for line in seg.find_lines(mask, im.ink, threshold, im.tone)] == [5]
     assert reader.read_number(img).number == label
+    # the last digit broken in four where the pen skipped: its fragments, each
+    # under half a digit tall, are kept together
+    broken = img.copy()
+    for y in (38, 58):
+        broken[y : y + 3, 340:390] = broken[5:8, 340:390]  # the shaded paper above it
+    im = pre.ink_map(broken)
+    mask, threshold = pre.binarize(im.ink)
+    assert len(seg.drop_specks(seg.components(mask))) == 8
+    (line,) = seg.find_lines(mask, im.ink, threshold, im.tone)
+    assert len(line) == 5 and line[-1].h >= 55
+    assert reader.read_number(broken).number == label
     # a hard-edged shadow: the dark side of each edge is as dark as the pen
     # but no darker than the paper beside it, and stays out
     img, _ = shaded_number(mnist, 0.4, edge=0.0)

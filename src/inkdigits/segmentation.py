@@ -8,6 +8,7 @@ function from MNIST-style digits to probabilities) which cut reads best.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -529,14 +530,12 @@ def _tone(piece: Piece, tone: np.ndarray) -> float:
 
 
 def _same_pen(
-    piece: Piece, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float, height: float
+    piece: Piece, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float
 ) -> bool:
-    """Whether a faint piece is a digit written with the pen of tone ``pen`` (on
-    paper of tone ``paper``) in the shadow: of a digit's height, as dark as the
-    pen, and darker than the darker paper just around it (``pieces``' ink left
-    out), which the dark side of a shadow's edge (as dark as its paper) is not."""
-    if not 0.5 * height <= piece.h <= 2 * height:
-        return False
+    """Whether a faint piece is written with the pen of tone ``pen`` (on paper of
+    tone ``paper``) in the shadow: as dark as the pen, and darker than the
+    darker paper just around it (``pieces``' ink left out), which the dark side
+    of a shadow's edge (as dark as its paper) is not."""
     own = _tone(piece, tone)
     if own > pen + SAME_PEN_TONE * (paper - pen):
         return False
@@ -586,10 +585,42 @@ def drop_weak(
     pen = _tone(best, tone)
     paper = float(np.median(_box(tone, best, max(best.w, best.h))[0]))
     height = digit_height([p for p, k in zip(pieces, kept, strict=True) if k])
-    for i, p in enumerate(pieces):
-        if not kept[i] and strength[i] >= SAME_PEN_WEAK * bar:
-            kept[i] = _same_pen(p, pieces, tone, pen, paper, height)
+    pen_marks = [
+        i
+        for i, p in enumerate(pieces)
+        if not kept[i]
+        and strength[i] >= SAME_PEN_WEAK * bar
+        and p.h <= 2 * height
+        and _same_pen(p, pieces, tone, pen, paper)
+    ]
+    # such pieces near each other are the fragments of one faint digit: each
+    # group is kept when it is of a digit's height
+    for group in _near_groups([pieces[i] for i in pen_marks], 0.25 * height):
+        whole = functools.reduce(union, [pieces[pen_marks[k]] for k in group])
+        if 0.5 * height <= whole.h <= 2 * height:
+            for k in group:
+                kept[pen_marks[k]] = True
     return [p for p, k in zip(pieces, kept, strict=True) if k]
+
+
+def _near_groups(pieces: list[Piece], gap: float) -> list[list[int]]:
+    """Indices of ``pieces`` grouped by nearness: boxes at most ``gap`` px apart,
+    directly or through others of the group."""
+    group = list(range(len(pieces)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    for i, a in enumerate(pieces):
+        for j in range(i + 1, len(pieces)):
+            if _box_gap(a, pieces[j]) <= gap:
+                group[root(j)] = root(i)
+    out: dict[int, list[int]] = {}
+    for i in range(len(pieces)):
+        out.setdefault(root(i), []).append(i)
+    return list(out.values())
 
 
 def _box_gap(a: Piece, b: Piece) -> int:
