@@ -593,13 +593,24 @@ def drop_weak(
         and p.h <= 2 * height
         and _same_pen(p, pieces, tone, pen, paper)
     ]
-    # such pieces near each other are the fragments of one faint digit: each
-    # group is kept when it is of a digit's height
-    for group in _near_groups([pieces[i] for i in pen_marks], 0.25 * height):
-        whole = functools.reduce(union, [pieces[pen_marks[k]] for k in group])
-        if 0.5 * height <= whole.h <= 2 * height:
+    # a piece of a digit's height is a digit; shorter ones near each other are
+    # the fragments of one, kept when together they are of a digit's height and
+    # away from the digits kept (beside a digit, the specks of a noisy page are
+    # as near to each other, and would join it)
+    fragments = []
+    for i in pen_marks:
+        if pieces[i].h >= 0.5 * height:
+            kept[i] = True
+        else:
+            fragments.append(i)
+    near = 0.25 * height
+    for group in _near_groups([pieces[i] for i in fragments], near):
+        whole = functools.reduce(union, [pieces[fragments[k]] for k in group])
+        if 0.5 * height <= whole.h <= 2 * height and not any(
+            k and _box_gap(whole, p) <= near for p, k in zip(pieces, kept, strict=True)
+        ):
             for k in group:
-                kept[pen_marks[k]] = True
+                kept[fragments[k]] = True
     return [p for p, k in zip(pieces, kept, strict=True) if k]
 
 
