@@ -105,6 +105,20 @@ def test_digits_in_a_shadow_that_dims_the_paper_but_not_the_pen_are_read(reader,
     assert [abs(p.h - 60) <= 2 for line in found for p in line] == [True] * 5
 
 
+def test_a_pen_dark_texture_in_a_shadow_is_not_read_as_digits(reader, mnist):
+    # one lit 7; in the shadow beside it, 3,000 dots as dark as its pen, clumped
+    # into 200-odd pieces, each fainter than the 7 against its shaded paper
+    rng = np.random.default_rng(0)
+    page = np.full((900, 1200, 3), (225, 215, 195), np.float32)
+    page[:, 500:] *= 0.4
+    a = synth.digit_alpha(mnist.test_images[0], 120, 0.0)[..., None]
+    box = page[100 : 100 + a.shape[0], 100 : 100 + a.shape[1]]
+    box[:] = box * (1 - a) + np.array((50, 60, 170), np.float32) * a
+    for y, x in zip(rng.integers(0, 892, 3000), rng.integers(505, 1192, 3000), strict=True):
+        page[y : y + 6, x : x + 6] = (60, 70, 170)
+    assert reader.read_number(page.astype(np.uint8)).number == str(mnist.test_labels[0])
+
+
 def test_reads_clean_numbers_exactly(reader, mnist):
     rng = np.random.default_rng(7)
     ok = 0

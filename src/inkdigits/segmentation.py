@@ -512,6 +512,9 @@ SAME_PEN_WEAK = 0.2
 SAME_PEN_TONE = 0.4  # as dark as the pen to within this share of its contrast
 SAME_PEN_EDGE = 0.1  # and darker by this share than the darker paper around it
 TONE_PERCENTILE = 5  # a piece's tone: its darkest pixels' (this percentile)
+# more faint pen-dark pieces than this, and than twice the pieces kept, are a
+# dark texture in a shadow (a patterned cloth, print), not digits: none is kept
+SAME_PEN_MOST = 8
 
 
 def _box(image: np.ndarray, piece: Piece, grow: int = 0) -> tuple[np.ndarray, int, int]:
@@ -532,13 +535,11 @@ def _tone(piece: Piece, tone: np.ndarray) -> float:
 def _same_pen(
     piece: Piece, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float
 ) -> bool:
-    """Whether a faint piece is written with the pen of tone ``pen`` (on paper of
-    tone ``paper``) in the shadow: as dark as the pen, and darker than the
+    """Whether a faint piece as dark as the pen of tone ``pen`` (on paper of tone
+    ``paper``; see drop_weak) is written with it in the shadow: darker than the
     darker paper just around it (``pieces``' ink left out), which the dark side
     of a shadow's edge (as dark as its paper) is not."""
     own = _tone(piece, tone)
-    if own > pen + SAME_PEN_TONE * (paper - pen):
-        return False
     # the paper 3 to r px from its strokes (past their soft edges)
     r = max(6, piece.h // 8)
     around, x, y = _box(tone, piece, r)
@@ -585,14 +586,17 @@ def drop_weak(
     pen = _tone(best, tone)
     paper = float(np.median(_box(tone, best, max(best.w, best.h))[0]))
     height = digit_height([p for p, k in zip(pieces, kept, strict=True) if k])
-    pen_marks = [
+    dark = [
         i
         for i, p in enumerate(pieces)
         if not kept[i]
         and strength[i] >= SAME_PEN_WEAK * bar
         and p.h <= 2 * height
-        and _same_pen(p, pieces, tone, pen, paper)
+        and _tone(p, tone) <= pen + SAME_PEN_TONE * (paper - pen)
     ]
+    if len(dark) > max(SAME_PEN_MOST, 2 * sum(kept)):
+        return [p for p, k in zip(pieces, kept, strict=True) if k]  # a dark texture in a shadow
+    pen_marks = [i for i in dark if _same_pen(pieces[i], pieces, tone, pen, paper)]
     # a piece of a digit's height is a digit; shorter ones near each other are
     # the fragments of one, kept when together they are of a digit's height and
     # away from the digits kept (beside a digit, the specks of a noisy page are
