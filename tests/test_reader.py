@@ -53,6 +53,18 @@ def test_every_input_form_reads_the_same(reader, mnist, tmp_path):
     assert len({round(r.confidence, 5) for r in results}) == 1
 
 
+PEN = np.array((50, 60, 170), np.float32)  # a blue pen
+
+
+def write(page: np.ndarray, digit28: np.ndarray, x: int, y: int, height: int) -> int:
+    """Write an MNIST digit ``height`` px tall on a float page with PEN, its box's
+    top-left corner at (x, y); returns its width."""
+    a = synth.digit_alpha(digit28, height, 0.0)[..., None]
+    box = page[y : y + a.shape[0], x : x + a.shape[1]]
+    box[:] = box * (1 - a) + PEN * a
+    return a.shape[1]
+
+
 def shaded_number(mnist, shade: float, edge: float = 4.0) -> tuple[np.ndarray, str]:
     """The first five MNIST test digits in one blue pen on beige paper, the last
     two in a shadow (its edges ``edge`` px soft, 0: hard) that dims the paper to
@@ -67,10 +79,7 @@ def shaded_number(mnist, shade: float, edge: float = 4.0) -> tuple[np.ndarray, s
     page *= (1 - (1 - shade) * shadow)[None, :, None]
     x = 40
     for digit in mnist.test_images[:5]:
-        a = synth.digit_alpha(digit, 60, 0.0)[..., None]
-        box = page[20 : 20 + a.shape[0], x : x + a.shape[1]]
-        box[:] = box * (1 - a) + np.array((50, 60, 170), np.float32) * a
-        x += a.shape[1] + 30
+        x += write(page, digit, x, 20, 60) + 30
     label = "".join(str(int(k)) for k in mnist.test_labels[:5])
     return page.astype(np.uint8), label
 
@@ -111,9 +120,7 @@ def test_a_pen_dark_texture_in_a_shadow_is_not_read_as_digits(reader, mnist):
     rng = np.random.default_rng(0)
     page = np.full((900, 1200, 3), (225, 215, 195), np.float32)
     page[:, 500:] *= 0.4
-    a = synth.digit_alpha(mnist.test_images[0], 120, 0.0)[..., None]
-    box = page[100 : 100 + a.shape[0], 100 : 100 + a.shape[1]]
-    box[:] = box * (1 - a) + np.array((50, 60, 170), np.float32) * a
+    write(page, mnist.test_images[0], 100, 100, 120)
     for y, x in zip(rng.integers(0, 892, 3000), rng.integers(505, 1192, 3000), strict=True):
         page[y : y + 6, x : x + 6] = (60, 70, 170)
     assert reader.read_number(page.astype(np.uint8)).number == str(mnist.test_labels[0])

@@ -9,6 +9,7 @@ function from MNIST-style digits to probabilities) which cut reads best.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -498,9 +499,14 @@ def split_touching(
     return out
 
 
+def _under(image: np.ndarray, piece: Piece) -> np.ndarray:
+    """The values of ``image`` at the piece's pixels."""
+    return image[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w][piece.mask]
+
+
 def ink_strength(piece: Piece, ink: np.ndarray) -> float:
     """Mean ink of the piece's pixels: strokes are strong, shadow edges and smudges weak."""
-    return float(ink[piece.y : piece.y + piece.h, piece.x : piece.x + piece.w][piece.mask].mean())
+    return float(_under(ink, piece).mean())
 
 
 WEAK = 0.55  # a piece whose ink is below this share of the strongest piece's is no stroke
@@ -529,17 +535,16 @@ def _box(image: np.ndarray, piece: Piece, grow: int = 0) -> tuple[np.ndarray, in
 
 
 def _tone(piece: Piece, tone: np.ndarray) -> float:
-    return float(np.percentile(_box(tone, piece)[0][piece.mask], TONE_PERCENTILE))
+    return float(np.percentile(_under(tone, piece), TONE_PERCENTILE))
 
 
 def _same_pen(
-    piece: Piece, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float
+    piece: Piece, own: float, pieces: list[Piece], tone: np.ndarray, pen: float, paper: float
 ) -> bool:
-    """Whether a faint piece as dark as the pen of tone ``pen`` (on paper of tone
-    ``paper``; see drop_weak) is written with it in the shadow: darker than the
-    darker paper just around it (``pieces``' ink left out), which the dark side
-    of a shadow's edge (as dark as its paper) is not."""
-    own = _tone(piece, tone)
+    """Whether a faint piece of tone ``own``, as dark as the pen of tone ``pen``
+    (on paper of tone ``paper``; see drop_weak), is written with it in the
+    shadow: darker than the darker paper just around it (``pieces``' ink left
+    out), which the dark side of a shadow's edge (as dark as its paper) is not."""
     # the paper 3 to r px from its strokes (past their soft edges)
     r = max(6, piece.h // 8)
     around, x, y = _box(tone, piece, r)
@@ -581,22 +586,21 @@ def drop_weak(
     bar, best = max(bars, key=lambda sp: sp[0])
     kept = [s >= rel * bar for s in strength]
     if tone is None or all(kept):
-        return [p for p, k in zip(pieces, kept, strict=True) if k]
+        return list(itertools.compress(pieces, kept))
     # the strongest piece's pen, and the paper around it (its box and as much again)
     pen = _tone(best, tone)
     paper = float(np.median(_box(tone, best, max(best.w, best.h))[0]))
-    height = digit_height([p for p, k in zip(pieces, kept, strict=True) if k])
-    dark = [
+    height = digit_height(list(itertools.compress(pieces, kept)))
+    faint = [
         i
         for i, p in enumerate(pieces)
-        if not kept[i]
-        and strength[i] >= SAME_PEN_WEAK * bar
-        and p.h <= 2 * height
-        and _tone(p, tone) <= pen + SAME_PEN_TONE * (paper - pen)
+        if not kept[i] and strength[i] >= SAME_PEN_WEAK * bar and p.h <= 2 * height
     ]
+    tones = {i: _tone(pieces[i], tone) for i in faint}
+    dark = {i: t for i, t in tones.items() if t <= pen + SAME_PEN_TONE * (paper - pen)}
     if len(dark) > max(SAME_PEN_MOST, 2 * sum(kept)):
-        return [p for p, k in zip(pieces, kept, strict=True) if k]  # a dark texture in a shadow
-    pen_marks = [i for i in dark if _same_pen(pieces[i], pieces, tone, pen, paper)]
+        return list(itertools.compress(pieces, kept))  # a dark texture in a shadow
+    pen_marks = [i for i, t in dark.items() if _same_pen(pieces[i], t, pieces, tone, pen, paper)]
     # a piece of a digit's height is a digit; shorter ones near each other are
     # the fragments of one, kept when together they are of a digit's height and
     # away from the digits kept (beside a digit, the specks of a noisy page are
@@ -615,7 +619,7 @@ def drop_weak(
         ):
             for k in group:
                 kept[fragments[k]] = True
-    return [p for p, k in zip(pieces, kept, strict=True) if k]
+    return list(itertools.compress(pieces, kept))
 
 
 def _near_groups(pieces: list[Piece], gap: float) -> list[list[int]]:
@@ -706,7 +710,7 @@ def weak_links(labels: np.ndarray) -> Callable[[Piece, Piece], bool]:
     """Whether two pieces are joined by fainter ink (``labels`` from :func:`weak_labels`)."""
 
     def of(p: Piece) -> set[int]:
-        return set(np.unique(labels[p.y : p.y + p.h, p.x : p.x + p.w][p.mask]).tolist())
+        return set(np.unique(_under(labels, p)).tolist())
 
     return lambda a, b: bool(of(a) & of(b) - {0})
 

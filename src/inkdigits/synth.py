@@ -34,6 +34,7 @@ SPACINGS = ("spaced", "close", "touching")
 # a pen only changes digits at least PEN_FROM px tall
 PENS = {"thin": -1.0, "default": 0.0, "thicker": 1.0, "broad": 2.0}
 PEN_FROM = 40
+PEN_DRAWS = ("thin", "default", "default", "thicker", "broad")  # render draws one of these
 PUNCTUATION = (".", ",", "-", "=")
 # written after a check amount so that nothing can be added to it ("30.000.-")
 CHECK_TAILS = ("-", "=", ".-", ",-", "long", "~")
@@ -282,7 +283,7 @@ def render(
         "background": str(rng.choice(BACKGROUNDS, p=[0.35, 0.4, 0.25])),
         "dark": bool(rng.random() < 0.15),
         "ink": str(rng.choice(["black", "blue"])),
-        "stroke": float(rng.choice([-1.0, 0.0, 0.0, 1.0, 2.0])),  # see PENS
+        "stroke": float(rng.choice([PENS[k] for k in PEN_DRAWS])),
         "rotation": float(rng.uniform(-10, 10)),
         "blur": float(rng.choice([0.0, rng.uniform(0.3, 1.2)])),
         "noise": float(rng.uniform(0, 8)),
