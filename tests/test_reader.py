@@ -114,6 +114,27 @@ def test_digits_in_a_shadow_that_dims_the_paper_but_not_the_pen_are_read(reader,
     assert [abs(p.h - 60) <= 2 for line in found for p in line] == [True] * 5
 
 
+def test_digits_in_a_shadow_strewn_with_pen_dark_specks_are_read(reader, mnist):
+    # the shaded number above on a noisy photo: specks as dark as the pen
+    # above and below the digits in the shadow, too many to be the fragments
+    # of a broken digit; they stay out, and the two shaded digits (each of a
+    # digit's height) are still kept
+    img, label = shaded_number(mnist, 0.4)
+    page = img.astype(np.float32)
+    rng = np.random.default_rng(1)
+    for k in range(40):
+        y = int(rng.integers(2, 11)) if k % 2 else int(rng.integers(84, 93))
+        x = int(rng.integers(250, 472))
+        page[y : y + 5, x : x + 5] = PEN
+    img = page.astype(np.uint8)
+    im = pre.ink_map(img)
+    mask, threshold = pre.binarize(im.ink)
+    assert len(seg.drop_specks(seg.components(mask))) >= 5 + 2 * seg.SAME_PEN_MOST
+    (line,) = seg.find_lines(mask, im.ink, threshold, im.tone)
+    assert [abs(p.h - 60) <= 2 for p in line] == [True] * 5
+    assert reader.read_number(img).number == label
+
+
 def test_a_pen_dark_texture_in_a_shadow_is_not_read_as_digits(reader, mnist):
     # one lit 7; in the shadow beside it, 3,000 dots as dark as its pen, clumped
     # into 200-odd pieces, each fainter than the 7 against its shaded paper

@@ -14,6 +14,7 @@ from inkdigits.segmentation import (
     drop_marks,
     fill_in,
     group_lines,
+    grow_short,
     join_stacked,
     merge_pieces,
     split_piece,
@@ -172,6 +173,48 @@ def test_a_broken_piece_is_filled_with_the_fainter_ink_of_its_strokes():
     # page's texture, not the gaps of a stroke; the piece stays as it was
     ink[13:45, 12:30] = 0.35
     assert fill_in(p, weak_labels(ink, 0.5)).area == p.area
+
+
+def test_a_short_piece_grows_into_the_faint_digit_joined_to_it():
+    # a thin 7 whose stem is fainter than the threshold: only its bar is a
+    # piece, far too short for a digit beside the 1 of the line's height
+    ink = np.zeros((100, 160), np.float32)
+    ink[20:80, 20:24] = 1.0  # a 1, 60 px tall
+    ink[20:24, 60:100] = 1.0  # the 7's bar
+    ink[24:80, 96:100] = 0.4  # its stem: below the threshold 0.5, above 0.6 of it
+    labels = weak_labels(ink, 0.5)
+    one, bar = sorted(components(ink > 0.5), key=lambda q: q.x)
+    grown = grow_short([one, bar], labels, 60.0)
+    assert grown[0] is one  # a digit's height: left as it is
+    assert grown[1].box == (60, 20, 40, 60) and grown[1].area == 40 * 4 + 56 * 4
+    # faint ink joined to another piece too is left alone (a smear to a
+    # neighbour; here the stem's own strong foot, which merge_pieces joins)
+    footed = ink.copy()
+    footed[70:80, 96:100] = 1.0
+    one, bar, foot = sorted(components(footed > 0.5), key=lambda q: (q.x, q.y))
+    assert grow_short([one, bar, foot], weak_labels(footed, 0.5), 60.0)[1:] == [bar, foot]
+    # nor is faint ink far taller than a digit (a shadow's edge under a '-')
+    shadow = ink.copy()
+    shadow[:, 96:100] = 0.4
+    shadow[20:24, 60:100] = 1.0
+    assert grow_short([one, bar], weak_labels(shadow, 0.5), 60.0)[1] is bar
+    # nor faint ink rising far above the piece: a '.' low on the line under
+    # the faint lines of a check's printed pattern
+    dotted = np.zeros_like(ink)
+    dotted[20:80, 20:24] = 1.0
+    dotted[30:80, 62:64] = 0.4  # a faint pattern line
+    dotted[30:32, 62:90] = 0.4
+    dotted[72:80, 60:66] = 1.0  # the '.' on it
+    one, dot = sorted(components(dotted > 0.5), key=lambda q: q.x)
+    assert grow_short([one, dot], weak_labels(dotted, 0.5), 60.0)[1] is dot
+    # nor faint ink of a digit's height but wider than tall (a pale printed
+    # box around a '-')
+    boxed = np.zeros_like(ink)
+    boxed[20:80, 20:24] = 1.0
+    boxed[20:80, 40:140] = 0.4
+    boxed[48:52, 60:90] = 1.0
+    one, dash = sorted(components(boxed > 0.5), key=lambda q: q.x)
+    assert grow_short([one, dash], weak_labels(boxed, 0.5), 60.0)[1] is dash
 
 
 def halves(x: int, y: int, w: int = 40, h: int = 60, gap: int = 3) -> list[Piece]:

@@ -24,6 +24,12 @@ NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in di
 STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
 STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
+# a piece too short for a digit (a thin 7's bar whose stem is fainter) grows into
+# the fainter ink joined to it when that ink makes one digit-sized shape:
+# GROW_TALL (in digit heights) tall, not wider than tall, and reaching at most
+# GROW_ABOVE above it (see grow_short)
+GROW_TALL = (0.6, 1.3)
+GROW_ABOVE = 0.2
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
 
@@ -519,7 +525,9 @@ SAME_PEN_TONE = 0.4  # as dark as the pen to within this share of its contrast
 SAME_PEN_EDGE = 0.1  # and darker by this share than the darker paper around it
 TONE_PERCENTILE = 5  # a piece's tone: its darkest pixels' (this percentile)
 # more faint pen-dark pieces than this, and than twice the pieces kept, are a
-# dark texture in a shadow (a patterned cloth, print), not digits: none is kept
+# dark texture in a shadow (a patterned cloth, print) or a noisy page's specks:
+# no fragment is kept, and no piece of a digit's height either if those too are
+# that many
 SAME_PEN_MOST = 8
 
 
@@ -598,8 +606,12 @@ def drop_weak(
     ]
     tones = {i: _tone(pieces[i], tone) for i in faint}
     dark = {i: t for i, t in tones.items() if t <= pen + SAME_PEN_TONE * (paper - pen)}
-    if len(dark) > max(SAME_PEN_MOST, 2 * sum(kept)):
-        return list(itertools.compress(pieces, kept))  # a dark texture in a shadow
+    most = max(SAME_PEN_MOST, 2 * sum(kept))
+    if len(dark) > most:  # a dark texture in a shadow, or a noisy page's specks:
+        # those stay out, and only pieces of a digit's height may be digits
+        dark = {i: t for i, t in dark.items() if pieces[i].h >= 0.5 * height}
+        if len(dark) > most:
+            return list(itertools.compress(pieces, kept))
     pen_marks = [i for i, t in dark.items() if _same_pen(pieces[i], t, pieces, tone, pen, paper)]
     # a piece of a digit's height is a digit; shorter ones near each other are
     # the fragments of one, kept when together they are of a digit's height and
@@ -731,6 +743,63 @@ def fill_in(p: Piece, labels: np.ndarray) -> Piece:
     return Piece(p.x, p.y, p.w, p.h, filled)
 
 
+def grow_short(pieces: list[Piece], labels: np.ndarray, height: float) -> list[Piece]:
+    """Pieces too short for a digit grown into the fainter ink joined to them.
+
+    A thin pen's 7 can leave only its bar above the threshold: alone it is
+    a mark and would be dropped, but the faint ink of its stem is still
+    joined to it (``labels``: see :func:`weak_labels`). A piece under 0.4
+    ``height`` becomes that faint ink when it makes one digit's shape:
+    GROW_TALL of ``height`` tall, at most as wide as tall, and joined to no
+    other piece (faint ink that reaches another digit is a smear or a
+    ligature, not this digit's stroke). The faint ink must hang from the
+    piece, reaching at most GROW_ABOVE ``height`` above it: a '.' low on a
+    check's line has the faint lines of its printed pattern above it (on
+    ORAND-CAR-A, "5580." grew a 5), where the faded stroke of a digit's
+    fragment (a 7's or a 5's bar, a stroke's strong start) runs down.
+    """
+    lo, hi = GROW_TALL
+    out = []
+    for p in pieces:
+        if p.h < 0.4 * height:
+            own = np.unique(_under(labels, p))
+            own = own[own > 0]
+            grown = _grown(p, own, labels, height)
+            if (
+                grown is not None
+                and lo * height <= grown.h <= hi * height
+                and grown.w <= grown.h
+                and grown.y >= p.y - GROW_ABOVE * height
+                and not any(q is not p and np.isin(_under(labels, q), own).any() for q in pieces)
+            ):
+                p = grown
+        out.append(p)
+    return out
+
+
+def _grown(p: Piece, own: np.ndarray, labels: np.ndarray, height: float) -> Piece | None:
+    """The faint ink of components ``own`` (``p``'s) as a piece, if it lies within
+    GROW_TALL[1] ``height`` around ``p`` (None: it reaches further, a shadow or a smear)."""
+    r = int(GROW_TALL[1] * height) + 2
+    rows, cols = labels.shape
+    x0, y0 = max(0, p.x - r), max(0, p.y - r)
+    x1, y1 = min(cols, p.x + p.w + r), min(rows, p.y + p.h + r)
+    faint = np.isin(labels[y0:y1, x0:x1], own)
+    ys, xs = np.nonzero(faint)
+    if len(ys) == 0:
+        return None
+    top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    if (
+        (top == 0 < y0)
+        or (left == 0 < x0)
+        or (y0 + bottom == y1 - 1 < rows - 1)
+        or (x0 + right == x1 - 1 < cols - 1)
+    ):
+        return None  # it reaches the window's edge inside the image
+    mask = faint[top : bottom + 1, left : right + 1]
+    return Piece(x0 + left, y0 + top, right - left + 1, bottom - top + 1, mask)
+
+
 def find_lines(
     mask: np.ndarray,
     ink: np.ndarray,
@@ -740,8 +809,10 @@ def find_lines(
     """Lines of pieces, top to bottom, left to right, marks and touching digits as found.
 
     Components, specks and weak ink dropped, pieces of one digit merged, the
-    halves of a digit broken across joined, and marks far smaller than the
-    digits anywhere on the page dropped; then grouped into lines.
+    halves of a digit broken across joined, a piece too short for a digit
+    grown into the faint digit hanging from it (:func:`grow_short`), and
+    marks far smaller than the digits anywhere on the page dropped; then
+    grouped into lines.
     ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
     digit join when fainter ink still connects them (see :func:`weak_links`).
     ``tone`` (the ink map's) keeps faint digits of the same pen (see :func:`drop_weak`).
@@ -760,6 +831,8 @@ def find_lines(
         if labels is not None:  # a piece made of fragments gets the faint ink between them
             pieces = [fill_in(p, labels) if _broken(p) else p for p in pieces]
         pieces = join_stacked(pieces)
+        if labels is not None:
+            pieces = grow_short(pieces, labels, height)
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= 0.4 * height]
     return group_lines(pieces)
