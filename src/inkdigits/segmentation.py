@@ -24,6 +24,7 @@ NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in di
 STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
 STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
+MARK_SHORT = 0.4  # pieces shorter than this many digit heights are marks (see find_lines)
 # a piece too short for a digit (a thin 7's bar whose stem is fainter) grows into
 # the fainter ink joined to it when that ink makes one digit-sized shape:
 # GROW_TALL (in digit heights) tall, not wider than tall, and reaching at most
@@ -748,8 +749,8 @@ def grow_short(pieces: list[Piece], labels: np.ndarray, height: float) -> list[P
 
     A thin pen's 7 can leave only its bar above the threshold: alone it is
     a mark and would be dropped, but the faint ink of its stem is still
-    joined to it (``labels``: see :func:`weak_labels`). A piece under 0.4
-    ``height`` becomes that faint ink when it makes one digit's shape:
+    joined to it (``labels``: see :func:`weak_labels`). A piece under
+    MARK_SHORT ``height`` becomes that faint ink when it makes one digit's shape:
     GROW_TALL of ``height`` tall, at most as wide as tall, and joined to no
     other piece (faint ink that reaches another digit is a smear or a
     ligature, not this digit's stroke). The faint ink must hang from the
@@ -759,9 +760,10 @@ def grow_short(pieces: list[Piece], labels: np.ndarray, height: float) -> list[P
     fragment (a 7's or a 5's bar, a stroke's strong start) runs down.
     """
     lo, hi = GROW_TALL
+    linked = weak_links(labels)
     out = []
     for p in pieces:
-        if p.h < 0.4 * height:
+        if p.h < MARK_SHORT * height:
             own = np.unique(_under(labels, p))
             own = own[own > 0]
             grown = _grown(p, own, labels, height)
@@ -770,7 +772,7 @@ def grow_short(pieces: list[Piece], labels: np.ndarray, height: float) -> list[P
                 and lo * height <= grown.h <= hi * height
                 and grown.w <= grown.h
                 and grown.y >= p.y - GROW_ABOVE * height
-                and not any(q is not p and np.isin(_under(labels, q), own).any() for q in pieces)
+                and not any(q is not p and linked(p, q) for q in pieces)
             ):
                 p = grown
         out.append(p)
@@ -834,7 +836,7 @@ def find_lines(
         if labels is not None:
             pieces = grow_short(pieces, labels, height)
         # marks far smaller than the digits anywhere on the page
-        pieces = [p for p in pieces if p.h >= 0.4 * height]
+        pieces = [p for p in pieces if p.h >= MARK_SHORT * height]
     return group_lines(pieces)
 
 
