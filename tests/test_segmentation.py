@@ -242,6 +242,18 @@ def test_the_halves_of_a_digit_broken_across_join_in_a_number_written_on_a_slope
     assert len(join_stacked(rows + halves(160, 100))) == 5
 
 
+def test_a_fragment_of_another_broken_digit_does_not_keep_the_halves_apart():
+    # a thin pen breaks a 100 px 5 across, and the digits beside it into
+    # pieces: fragments 55-60 px tall span both halves' rows beside a whole
+    # 100 px digit; they are no digit's height
+    row = [piece(215, 120, 15, 60), piece(260, 100, 40, 100), piece(310, 118, 15, 58)]
+    got = join_stacked(row + halves(160, 100, h=100))
+    assert sorted(p.box for p in got) == sorted([(160, 100, 40, 100)] + [p.box for p in row])
+    # beside digits of their own height, two stacked digit-tall pieces stay apart
+    row = [piece(100, 100, 40, 60), piece(220, 100, 40, 60)]
+    assert len(join_stacked(row + halves(160, 100, h=115))) == 4
+
+
 def test_two_rows_of_digits_written_close_stay_apart():
     # each digit of the upper row sits on one of the lower row, 5 px (a twelfth) apart:
     # pair by pair they look like the halves of one digit; the rows beside them tell

@@ -181,7 +181,11 @@ def join_stacked(pieces: list[Piece]) -> list[Piece]:
     are higher on one side and lower on the other). Two lone
     digits one on the other stay apart when together they are more than 2.5
     times as tall as wide (a digit broken across is rarely that narrow); an
-    '=' (together less than 3/4 as tall as wide) stays two marks.
+    '=' (together less than 3/4 as tall as wide) stays two marks. A pair more
+    than 1.25 times as tall as the digits beside both halves stays apart; only
+    pieces at least 3/4 as tall as the page's tallest count as such digits (a
+    thin pen breaks the others up too: beside a 5 broken across, a fragment
+    of a broken 9 is no measure of how tall the digits are).
     """
     items = sorted(pieces, key=lambda p: p.x)
     while True:
@@ -229,7 +233,14 @@ def _stacked_halves(items: list[Piece], i: int, j: int) -> Piece | None:
 
     if sides(upper, lower) & sides(lower, upper):
         return None  # two rows of digits
-    mates = [p.h for p in others if _share_rows(p, upper) and _share_rows(p, lower)]
+    # the digits beside both halves; a piece under 3/4 of the page's tallest is
+    # no measure of a digit's height (a fragment of another thin digit broken up)
+    tallest = max(p.h for p in items)
+    mates = [
+        p.h
+        for p in others
+        if p.h >= 0.75 * tallest and _share_rows(p, upper) and _share_rows(p, lower)
+    ]
     if mates and merged.h > 1.25 * float(np.median(mates)):
         return None  # taller than the digits beside it
     return merged
