@@ -56,12 +56,14 @@ def test_every_input_form_reads_the_same(reader, mnist, tmp_path):
 PEN = np.array((50, 60, 170), np.float32)  # a blue pen
 
 
-def write(page: np.ndarray, digit28: np.ndarray, x: int, y: int, height: int) -> int:
-    """Write an MNIST digit ``height`` px tall on a float page with PEN, its box's
+def write(
+    page: np.ndarray, digit28: np.ndarray, x: int, y: int, height: int, pen: np.ndarray = PEN
+) -> int:
+    """Write an MNIST digit ``height`` px tall on a float page with ``pen``, its box's
     top-left corner at (x, y); returns its width."""
     a = synth.digit_alpha(digit28, height, 0.0)[..., None]
     box = page[y : y + a.shape[0], x : x + a.shape[1]]
-    box[:] = box * (1 - a) + PEN * a
+    box[:] = box * (1 - a) + pen * a
     return a.shape[1]
 
 
@@ -133,6 +135,37 @@ def test_digits_in_a_shadow_strewn_with_pen_dark_specks_are_read(reader, mnist):
     (line,) = seg.find_lines(mask, im.ink, threshold, im.tone)
     assert [abs(p.h - 60) <= 2 for p in line] == [True] * 5
     assert reader.read_number(img).number == label
+
+
+BEIGE = np.array((225, 215, 195), np.float32)
+
+
+def faint_first(mnist, share: float) -> tuple[np.ndarray, str]:
+    """ "10495" (MNIST test digits 2, 3, 4, 7, 8) in PEN on beige paper, its 1
+    written with a pen ``share`` as dark as PEN against the paper. Returns the
+    image and the number."""
+    page = np.full((100, 560, 3), BEIGE, np.float32)
+    x = 40
+    for k, i in enumerate((2, 3, 4, 7, 8)):
+        pen = BEIGE + share * (PEN - BEIGE) if k == 0 else PEN
+        x += write(page, mnist.test_images[i], x, 20, 60, pen) + 30
+    return page.astype(np.uint8), "".join(str(int(mnist.test_labels[i])) for i in (2, 3, 4, 7, 8))
+
+
+def test_a_digit_too_faint_for_the_threshold_is_read_with_its_number(reader, mnist):
+    # the 1 of "10495" written 0.4 as dark as the rest: none of it reaches the
+    # threshold, and a person reads it at once
+    img, label = faint_first(mnist, 0.4)
+    assert label == "10495"
+    im = pre.ink_map(img)
+    mask, threshold = pre.binarize(im.ink)
+    assert 0 < im.ink[:, :75].max() < threshold  # the faint 1's columns
+    assert [len(line) for line in seg.find_lines(mask, im.ink, threshold, im.tone)] == [4]
+    assert reader.read_number(img).number == label
+    # fainter than the level looked at (0.3 as dark: below 0.4 of the
+    # threshold), it is left as paper
+    img, _ = faint_first(mnist, 0.3)
+    assert reader.read_number(img).number == label[1:]
 
 
 def test_a_pen_dark_texture_in_a_shadow_is_not_read_as_digits(reader, mnist):

@@ -13,6 +13,7 @@ from inkdigits.segmentation import (
     components,
     drop_marks,
     fill_in,
+    find_lines,
     group_lines,
     grow_short,
     join_stacked,
@@ -264,3 +265,41 @@ def test_two_rows_of_digits_written_close_stay_apart():
     assert len(join_stacked(upper[:1] + lower[:1])) == 1  # alone, nothing tells them apart
     # two lone digits stacked stay apart when together they are too narrow for one
     assert len(join_stacked([piece(100, 100, 25, 60), piece(100, 163, 25, 60)])) == 2
+
+
+def zeros_and_a_one(one: float, noise: float = 0.0) -> np.ndarray:
+    """An ink map: four 0s (rings 60 px tall, full ink) and left of them a 1 (a
+    stroke 4 px wide, 60 px tall) of ink ``one``, on paper of ink 0..``noise``."""
+    ink = np.random.default_rng(0).uniform(0, noise, (100, 500)).astype(np.float32)
+    for x in (170, 250, 330, 410):
+        cv2.ellipse(ink, (x, 50), (18, 30), 0, 0, 360, 1.0, 4)
+    ink[20:80, 98:102] = np.maximum(ink[20:80, 98:102], one)
+    return ink
+
+
+def test_a_whole_digit_fainter_than_the_threshold_joins_its_line():
+    threshold = 0.35
+
+    def counts(ink: np.ndarray) -> list[int]:
+        return [len(ln) for ln in find_lines(ink > threshold, ink, threshold, to_mnist=to_mnist)]
+
+    ink = zeros_and_a_one(0.2)  # the 1 under the threshold, above 0.4 of it
+    assert [len(ln) for ln in find_lines(ink > threshold, ink, threshold)] == [4]
+    (line,) = find_lines(ink > threshold, ink, threshold, to_mnist=to_mnist)
+    assert len(line) == 5 and line[0].box == (98, 20, 4, 60)
+    assert line[0].digit is not None  # its crop, made once
+    assert counts(zeros_and_a_one(0.13)) == [4]  # under 0.4 of the threshold: paper
+    # on a noisy page the level rises above it (5 x the paper's 90th percentile)
+    assert counts(zeros_and_a_one(0.2, noise=0.05)) == [4]
+    assert counts(zeros_and_a_one(0.2, noise=0.02)) == [5]
+    # a stroke mostly fainter still, strong in a short stretch only (the stem
+    # of a faint 4 whose arm is lost): its crop has too little ink for a digit
+    ink = zeros_and_a_one(0.15)
+    ink[45:52, 98:102] = 0.33
+    assert counts(ink) == [4]
+    # two faint 1s are read; three are a texture
+    ink = zeros_and_a_one(0.2)
+    ink[20:80, 450:454] = 0.2
+    assert counts(ink) == [6]
+    ink[20:80, 290:294] = 0.2  # between two 0s
+    assert counts(ink) == [4]

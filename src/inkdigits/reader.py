@@ -45,9 +45,8 @@ from .lines import (
 )
 
 UNKNOWN = "?"
-# Share of the 28x28 pixels above 50% grey in MNIST digits: 0.1st..99.9th percentile
-# is 3.3%..30%. A preprocessed shape far outside it is a blob or a scribble.
-COVERAGE_RANGE = (0.012, 0.36)
+# a preprocessed shape covering too little or too much of its 28x28 is no digit
+COVERAGE_RANGE = seg.DIGIT_COVERAGE
 # a digit read less sure than this is read again with other pens (Reader.with_pens);
 # at 0.8-1.0 the development digits' misses are the same, at 0.99 8% are read again
 PEN_BELOW = 0.99

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .preprocessing import connected_components, faint_level
+from .preprocessing import INK_FLOOR, connected_components, faint_level
 
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
@@ -31,6 +31,16 @@ MARK_SHORT = 0.4  # pieces shorter than this many digit heights are marks (see f
 # GROW_ABOVE above it (see grow_short)
 GROW_TALL = (0.6, 1.3)
 GROW_ABOVE = 0.2
+# whole digits the first look missed are looked for at ink down to FAINT_SEEK of
+# the threshold, and at least FAINT_NOISE times the 90th percentile of the paper
+# around them (see faint_digits)
+FAINT_SEEK = 0.4
+FAINT_NOISE = 5.0
+FAINT_TALL = (0.7, 1.3)  # ... and are digits when this many digit heights tall
+# the share of a preprocessed 28x28 that ink (above 50% grey) must cover, at least
+# and at most, for it to be a digit. In MNIST digits its 0.1st..99.9th percentile
+# is 3.3%..30%: a shape far outside it is a bare stroke or speck, or a blob
+DIGIT_COVERAGE = (0.012, 0.36)
 Classify = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N, 10) probabilities
 Whole = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) uint8 -> (N,) P(one whole digit)
 
@@ -818,6 +828,7 @@ def find_lines(
     ink: np.ndarray,
     threshold: float | None = None,
     tone: np.ndarray | None = None,
+    to_mnist: Callable | None = None,
 ) -> list[list[Piece]]:
     """Lines of pieces, top to bottom, left to right, marks and touching digits as found.
 
@@ -829,6 +840,8 @@ def find_lines(
     ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
     digit join when fainter ink still connects them (see :func:`weak_links`).
     ``tone`` (the ink map's) keeps faint digits of the same pen (see :func:`drop_weak`).
+    With ``threshold``, ``to_mnist`` (:func:`preprocessing.to_mnist`) lets whole
+    digits that this first look missed join their line (see :func:`faint_digits`).
     """
     pieces = merge_pieces(drop_weak(drop_specks(components(mask)), ink, tone=tone))
     if pieces:
@@ -848,7 +861,87 @@ def find_lines(
             pieces = grow_short(pieces, labels, height)
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= MARK_SHORT * height]
-    return group_lines(pieces)
+    lines = group_lines(pieces)
+    if threshold is not None and to_mnist is not None and lines:
+        taken = np.zeros(ink.shape, bool)
+        for p in pieces:
+            taken[p.y : p.y + p.h, p.x : p.x + p.w] |= p.mask
+        lines = [
+            sorted(line + faint_digits(line, ink, threshold, taken, to_mnist), key=lambda q: q.x)
+            for line in lines
+        ]
+    return lines
+
+
+def faint_digits(
+    line: list[Piece],
+    ink: np.ndarray,
+    threshold: float,
+    taken: np.ndarray,
+    to_mnist: Callable,
+) -> list[Piece]:
+    """Whole digits beside or between a line's digits that the first look missed.
+
+    A thin pen's lightest digit (a 1 written with a slighter hand than the
+    rest) can stay below the threshold from end to end, or leave above it
+    only specks and short fragments, dropped as noise and marks: the number
+    loses a digit a person reads at once. This looks again, in the band of
+    the line's digits and up to 2 digit heights beyond its ends, at ink down
+    to FAINT_SEEK of the threshold and at least FAINT_NOISE times the 90th
+    percentile of the band outside the line's pieces (a noisy or textured
+    page raises the level until its texture stays out; never below the ink
+    floor). A component found there is a digit when it is joined to no piece
+    found (``taken``: their pixels), is FAINT_TALL digit heights tall within
+    the rows of the line's digits, is a pen line rather than a blot (it
+    covers at most half its box, or is as narrow as a 1's stroke), stands
+    apart from the line's pieces and at most 1.5 digit heights from them, and
+    makes a readable digit (its MNIST-style crop, kept on the piece, has at
+    least DIGIT_COVERAGE[0] ink: the stem alone of a faint 4 does not). More
+    than two such digits in a line are a texture, and none is taken.
+    """
+    height = digit_height(line)
+    tall = [p for p in line if p.h >= 0.6 * height]
+    if len(tall) < 2:
+        return []
+    rows, cols = ink.shape
+    top, bottom = min(p.y for p in tall), max(p.y + p.h for p in tall)
+    left, right = min(p.x for p in line), max(p.x + p.w for p in line)
+    y0, y1 = max(0, top - int(0.3 * height)), min(rows, bottom + int(0.3 * height))
+    x0, x1 = max(0, left - int(2 * height)), min(cols, right + int(2 * height))
+    band = ink[y0:y1, x0:x1]
+    paper = np.ones(band.shape, bool)  # the band but the pieces' boxes (and their edges)
+    for p in line:
+        paper[
+            max(0, p.y - y0 - 2) : p.y - y0 + p.h + 2, max(0, p.x - x0 - 2) : p.x - x0 + p.w + 2
+        ] = False
+    noise = float(np.percentile(band[paper], 90)) if paper.any() else 0.0
+    low = max(INK_FLOOR, FAINT_SEEK * threshold, FAINT_NOISE * noise)
+    if low >= threshold:
+        return []
+    found = []
+    for c in components(band > low):
+        inside = (0 < c.x or x0 == 0) and (0 < c.y or y0 == 0)
+        inside &= (x0 + c.x + c.w < x1 or x1 == cols) and (y0 + c.y + c.h < y1 or y1 == rows)
+        if not inside:
+            continue  # it runs out of the band: a shadow's edge or a texture
+        c = Piece(x0 + c.x, y0 + c.y, c.w, c.h, c.mask)
+        if not taken[c.y : c.y + c.h, c.x : c.x + c.w][c.mask].any():
+            found.append(c)
+    out = []
+    for c in merge_pieces(drop_specks(found), height):
+        if (
+            FAINT_TALL[0] * height <= c.h <= FAINT_TALL[1] * height
+            and c.w <= 1.1 * c.h
+            and top - 0.25 * height <= c.y
+            and c.y + c.h <= bottom + 0.25 * height
+            and (c.area <= 0.5 * c.w * c.h or c.w <= 0.25 * c.h)
+            and not any(_x_overlap(c, p) > 0.3 and _share_rows(c, p) for p in line)
+            and min(abs(_x_gap(c, p)) for p in line) <= 1.5 * height
+        ):
+            c.digit = to_mnist(ink[c.y : c.y + c.h, c.x : c.x + c.w], c.mask)
+            if float((c.digit > 127).mean()) >= DIGIT_COVERAGE[0]:
+                out.append(c)
+    return out if len(out) <= 2 else []
 
 
 def digits_of_line(
@@ -875,7 +968,7 @@ def find_digits(
     """Everything above, in order: the lines of :func:`find_lines` as found, and for
     each that holds digits, its index among them and its digit pieces (top to
     bottom, left to right)."""
-    lines = find_lines(mask, ink, threshold, tone)
+    lines = find_lines(mask, ink, threshold, tone, to_mnist)
     found = []
     for i, line in enumerate(lines):
         digits = digits_of_line(line, ink, classify, to_mnist, whole)
