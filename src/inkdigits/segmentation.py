@@ -893,8 +893,8 @@ def faint_digits(
     floor). A component found there is a digit when it is joined to no piece
     found (``taken``: their pixels), is FAINT_TALL digit heights tall within
     the rows of the line's digits, is a pen line rather than a blot (it
-    covers at most half its box, or is as narrow as a 1's stroke), stands
-    apart from the line's pieces and at most 1.5 digit heights from them, and
+    covers at most half its box, or is as narrow as a 1's stroke), overlaps
+    none of the line's pieces in x and is at most 1.5 digit heights from them, and
     makes a readable digit (its MNIST-style crop, kept on the piece, has at
     least DIGIT_COVERAGE[0] ink: the stem alone of a faint 4 does not). More
     than two such digits in a line are a texture, and none is taken.
@@ -935,8 +935,8 @@ def faint_digits(
             and top - 0.25 * height <= c.y
             and c.y + c.h <= bottom + 0.25 * height
             and (c.area <= 0.5 * c.w * c.h or c.w <= 0.25 * c.h)
-            and not any(_x_overlap(c, p) > 0.3 and _share_rows(c, p) for p in line)
-            and min(abs(_x_gap(c, p)) for p in line) <= 1.5 * height
+            and min(_x_gap(c, p) for p in line) <= 1.5 * height
+            and not any(_x_gap(c, p) < 0 and _share_rows(c, p) for p in line)
         ):
             c.digit = to_mnist(ink[c.y : c.y + c.h, c.x : c.x + c.w], c.mask)
             if float((c.digit > 127).mean()) >= DIGIT_COVERAGE[0]:
