@@ -45,8 +45,6 @@ from .lines import (
 )
 
 UNKNOWN = "?"
-# a preprocessed shape covering too little or too much of its 28x28 is no digit
-COVERAGE_RANGE = seg.DIGIT_COVERAGE
 # a digit read less sure than this is read again with other pens (Reader.with_pens);
 # at 0.8-1.0 the development digits' misses are the same, at 0.99 8% are read again
 PEN_BELOW = 0.99
@@ -532,10 +530,10 @@ def _tempered(log_probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def not_a_digit(digit: np.ndarray) -> str | None:
     """A reason if a preprocessed 28x28 cannot be a digit (a blob, a bare speck), else None."""
-    coverage = float((digit > 127).mean())
-    if coverage > COVERAGE_RANGE[1]:
+    coverage = seg.coverage(digit)
+    if coverage > seg.DIGIT_COVERAGE[1]:
         return f"not a digit (a solid blob: {100 * coverage:.0f}% ink)"
-    if coverage < COVERAGE_RANGE[0]:
+    if coverage < seg.DIGIT_COVERAGE[0]:
         return f"not a digit (too little ink: {100 * coverage:.1f}%)"
     return None
 

@@ -85,6 +85,11 @@ def crops(pieces: list[Piece], ink: np.ndarray, to_mnist: Callable) -> np.ndarra
     return np.stack([p.digit for p in pieces])
 
 
+def coverage(digit: np.ndarray) -> float:
+    """The share of a preprocessed 28x28 (uint8) above 50% grey (see DIGIT_COVERAGE)."""
+    return float((digit > 127).mean())
+
+
 def components(mask: np.ndarray, min_area: int = 4) -> list[Piece]:
     """8-connected components of a binary mask (single pixels of noise skipped early)."""
     comps = connected_components(mask.astype(np.uint8))
@@ -812,15 +817,23 @@ def _grown(p: Piece, own: np.ndarray, labels: np.ndarray, height: float) -> Piec
     if len(ys) == 0:
         return None
     top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-    if (
-        (top == 0 < y0)
-        or (left == 0 < x0)
-        or (y0 + bottom == y1 - 1 < rows - 1)
-        or (x0 + right == x1 - 1 < cols - 1)
-    ):
+    box = (left, top, right - left + 1, bottom - top + 1)
+    if _runs_out(box, (x0, y0, x1, y1), labels.shape):
         return None  # it reaches the window's edge inside the image
     mask = faint[top : bottom + 1, left : right + 1]
-    return Piece(x0 + left, y0 + top, right - left + 1, bottom - top + 1, mask)
+    return Piece(x0 + left, y0 + top, box[2], box[3], mask)
+
+
+def _runs_out(
+    box: tuple[int, int, int, int], window: tuple[int, int, int, int], shape: tuple[int, ...]
+) -> bool:
+    """Whether ``box`` (x, y, w, h in the window's own coordinates) touches an edge of
+    ``window`` (x0, y0, x1, y1 in the image, x1 and y1 exclusive) that is not an
+    edge of the image (``shape``: rows, cols)."""
+    x, y, w, h = box
+    x0, y0, x1, y1 = window
+    rows, cols = shape[:2]
+    return x == 0 < x0 or y == 0 < y0 or x0 + x + w == x1 < cols or y0 + y + h == y1 < rows
 
 
 def find_lines(
@@ -920,9 +933,7 @@ def faint_digits(
         return []
     found = []
     for c in components(band > low):
-        inside = (0 < c.x or x0 == 0) and (0 < c.y or y0 == 0)
-        inside &= (x0 + c.x + c.w < x1 or x1 == cols) and (y0 + c.y + c.h < y1 or y1 == rows)
-        if not inside:
+        if _runs_out(c.box, (x0, y0, x1, y1), ink.shape):
             continue  # it runs out of the band: a shadow's edge or a texture
         c = Piece(x0 + c.x, y0 + c.y, c.w, c.h, c.mask)
         if not taken[c.y : c.y + c.h, c.x : c.x + c.w][c.mask].any():
@@ -938,9 +949,8 @@ def faint_digits(
             and min(_x_gap(c, p) for p in line) <= 1.5 * height
             and not any(_x_gap(c, p) < 0 and _share_rows(c, p) for p in line)
         ):
-            c.digit = to_mnist(ink[c.y : c.y + c.h, c.x : c.x + c.w], c.mask)
-            if float((c.digit > 127).mean()) >= DIGIT_COVERAGE[0]:
-                out.append(c)
+            if coverage(crops([c], ink, to_mnist)[0]) >= DIGIT_COVERAGE[0]:
+                out.append(c)  # its crop stays on it (crops)
     return out if len(out) <= 2 else []
 
 
