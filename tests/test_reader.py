@@ -343,6 +343,44 @@ def test_blank_page_is_no_digit(reader, blank):
     assert n.number == "" and n.digits == [] and n.reason.startswith("no digit found")
 
 
+@pytest.mark.parametrize("mark", ["-", "="])
+@pytest.mark.parametrize(("pen", "length"), [(2, 30), (4, 25), (6, 60)])
+def test_a_dash_or_equals_sign_alone_is_no_number(reader, mark, pen, length):
+    # its one bar was the line, its thickness the digit height: it was cut
+    # into a row of squares read as "?1111111111111"
+    page = np.full((110, 300, 3), 245, np.uint8)
+    for y in (50, 62) if mark == "=" else (56,):
+        cv2.line(page, (100, y), (100 + length, y), (10, 10, 10), pen)
+    n = reader.read_number(page)
+    assert n.number == "" and n.reason == "no digit found (only marks: dashes, dots, rules)"
+    assert reader.read_digit(page).digit is None
+
+
+def light_digits_and_a_bold_mark(mnist, seed: int) -> synth.Sample:
+    """Five digits in the benchmark's thin pen, 45 px tall, and an '=' whose
+    strokes keep their full width: much bolder than the digits."""
+    force = dict(height=45, background="white", dark=False, ink="black", stroke=-1.0,
+                 rotation=0.0, blur=1.0, noise=1.5, jpeg=0, spacing="spaced",
+                 punctuation=True, mark="=")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return synth.render(rng, mnist.test_images, mnist.test_labels, n_digits=5, **force)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4, 20, 29, 37])
+def test_light_digits_broken_by_a_bold_marks_threshold_are_read_again_lower(reader, mnist, seed):
+    sample = light_digits_and_a_bold_mark(mnist, seed)
+    im = pre.ink_map(sample.image)
+    mask, threshold = pre.binarize(im.ink)
+    # at the threshold the '=' sets, the digits fall apart into several lines
+    _, found = seg.find_digits(mask, im.ink, reader.classify, pre.to_mnist, reader.whole,
+                               threshold, im.tone)  # fmt: skip
+    assert len(found) > 1
+    _, level = pre.binarize_lower(im.ink, threshold)
+    assert level < threshold
+    # read as the benchmark reads (no rejection): some of these thin digits are unsure
+    assert reader.read_number(sample.image, min_confidence=0.0).number == sample.label
+
+
 @pytest.mark.parametrize("shape", ["disk", "rectangle", "ellipse"])
 def test_solid_blob_is_not_a_digit(reader, shape):
     img = np.full((200, 200), 255, np.uint8)

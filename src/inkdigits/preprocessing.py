@@ -46,6 +46,9 @@ MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
 FAINT_CONTRAST = 0.12  # ... or this much, when no pixel passes POLARITY_CONTRAST either way
 HYSTERESIS = 0.6  # ink down to this share of the threshold joins the strokes it touches
+# a number whose digits fall apart into several lines is read again at this share of
+# the threshold, but never within RETRY_NOISE times the paper's 90th percentile
+RETRY_SHARE, RETRY_NOISE = 0.5, 3.0
 
 
 class ImageError(InkdigitsError):
@@ -503,6 +506,21 @@ def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, 
     thr = max(float(t) / 255.0, INK_FLOOR)
     mask = _hysteresis(ink, thr) if faint_strokes else ink > thr
     return remove_rules(mask), thr
+
+
+def binarize_lower(ink: np.ndarray, thr: float) -> tuple[np.ndarray, float]:
+    """Ink mask at a lower level than :func:`binarize`'s ``thr``; returns (mask, level).
+
+    For a second reading when the first one's threshold broke thin, light
+    digits into fragments: a single bold mark (an '=' written with a broad
+    pen beside thin digits) lifts Otsu's threshold above most of their ink.
+    The level is RETRY_SHARE of ``thr``, never below INK_FLOOR nor within
+    RETRY_NOISE times the image's 90th percentile (mostly paper: its noise and
+    texture). The level equals ``thr`` when nothing lower is allowed.
+    """
+    noise = RETRY_NOISE * float(np.percentile(ink, 90))
+    level = min(thr, max(INK_FLOOR, RETRY_SHARE * thr, noise))
+    return remove_rules(ink > level), level
 
 
 def faint_level(thr: float) -> float:

@@ -266,6 +266,17 @@ class Reader:
         raw_lines, found_lines = seg.find_digits(
             mask, im.ink, self.classify, pre.to_mnist, whole, threshold, im.tone
         )
+        if len(found_lines) > 1:
+            # several lines: rows of digits, or one row of light digits broken
+            # into fragments at a threshold lifted by bolder ink; the fragments
+            # join into fewer lines at a lower level (see pre.binarize_lower)
+            mask, level = pre.binarize_lower(im.ink, threshold)
+            if level < threshold:
+                lower = seg.find_digits(
+                    mask, im.ink, self.classify, pre.to_mnist, whole, level, im.tone
+                )
+                if lower[1] and len(lower[1]) < len(found_lines):
+                    raw_lines, found_lines = lower
         return im, raw_lines, found_lines
 
     def read_number(
@@ -276,7 +287,8 @@ class Reader:
         im, raw_lines, found_lines = self.find_digits(rgb)
         lines = [d for _, d in found_lines]
         if not lines:
-            return NumberResult([], [], "no digit found (no ink)")
+            why = "only marks: dashes, dots, rules" if raw_lines else "no ink"
+            return NumberResult([], [], f"no digit found ({why})")
         pieces = [p for line in lines for p in line]
         crops = seg.crops(pieces, im.ink, pre.to_mnist)
 

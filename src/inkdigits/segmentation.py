@@ -19,6 +19,7 @@ import numpy as np
 from .preprocessing import INK_FLOOR, connected_components, faint_level
 
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
+BAR_COLUMNS = 0.9  # a flat piece with one run of ink in this share of its columns is a bar
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
 STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
@@ -324,7 +325,8 @@ def drop_marks(line: list[Piece]) -> list[Piece]:
     tall = [p for p in line if p.h >= 0.75 * height]
     keep = []
     for p in line:
-        rule = _flat(p) and p.h < 0.6 * height  # underlines and printed rules
+        # underlines, printed rules, dashes: even on a line of nothing else
+        rule = _flat(p) and (p.h < 0.6 * height or _bar(p))
         short = p.h < 0.5 * height  # '.', ',', '-', '=', specks on the line
         low = p.h < 0.75 * height and tall and p.y > _top_of_line(tall, p.cx) + 0.45 * height
         if (rule or short or low) and not _small_loop(p, height):
@@ -712,6 +714,17 @@ def gather(main: Piece, others: list[Piece]) -> Piece:
 def _flat(p: Piece) -> bool:
     """Much wider than tall: a rule or a dash, never a digit on its own."""
     return p.w > 3.0 * p.h
+
+
+def _bar(p: Piece) -> bool:
+    """A flat piece that is one stroke across (a dash, a rule, one bar of an '='):
+    nearly every column holds one run of ink. Touching digits as wide have
+    columns crossing two strokes or more (a loop, a bar above a foot)."""
+    if not _flat(p):
+        return False
+    m = p.mask.astype(np.int8)
+    starts = (np.diff(m, axis=0, prepend=0) == 1).sum(axis=0)  # runs per column
+    return float(np.mean(starts == 1)) >= BAR_COLUMNS
 
 
 def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
