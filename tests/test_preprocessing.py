@@ -341,6 +341,21 @@ def test_digit_on_a_densely_printed_page_is_found(seven):
     assert np.abs(got.digit.astype(int) - clean).mean() < 12  # the same model input
 
 
+@pytest.mark.parametrize("pen", ["thicker", "broad"])
+@pytest.mark.parametrize("light_ink", [False, True], ids=["dark-on-white", "light-on-black"])
+@pytest.mark.parametrize("idx", [2, 5, 7], ids=["1", "1b", "9"])
+def test_bold_strokes_cropped_tight_are_ink_through_and_through(mnist, pen, light_ink, idx):
+    # a bold digit with a margin a tenth of its height: a fifth of the image
+    # (the page's window) is no wider than its strokes, which stayed in the
+    # page's closing as "paper", so only their outlines were ink (a 1 read 0)
+    alpha = np.pad(synth.digit_alpha(mnist.test_images[idx], 100, synth.PENS[pen]), 12)
+    img = (255 * (alpha if light_ink else 1 - alpha)).astype(np.uint8)
+    im = pre.ink_map(np.dstack([img] * 3))
+    assert im.inverted == light_ink
+    core = alpha >= 0.99  # inside the strokes, off their anti-aliased edges
+    assert (im.ink[core] >= 0.5).mean() > 0.95
+
+
 def test_broad_marker_stroke_is_thinned_into_mnist_range():
     """A 1 drawn with a broad marker (stroke a quarter of its height) reads as a 0 unless
     thinned: MNIST strokes are 0.08-0.16 of the digit's box side."""

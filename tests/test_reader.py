@@ -381,15 +381,18 @@ def test_light_digits_broken_by_a_bold_marks_threshold_are_read_again_lower(read
     assert reader.read_number(sample.image, min_confidence=0.0).number == sample.label
 
 
-@pytest.mark.parametrize("shape", ["disk", "rectangle", "ellipse"])
+@pytest.mark.parametrize("shape", ["disk", "rectangle", "ellipse", "scribble"])
 def test_solid_blob_is_not_a_digit(reader, shape):
     img = np.full((200, 200), 255, np.uint8)
     if shape == "disk":
         cv2.circle(img, (100, 100), 70, 0, -1)
-    elif shape == "rectangle":  # background correction leaves its sides, which read as a 1
+    elif shape == "rectangle":  # read as a 1 (its sides alone, when it came out hollow)
         cv2.rectangle(img, (40, 40), (160, 150), 0, -1)
-    else:
+    elif shape == "ellipse":
         cv2.ellipse(img, (100, 100), (40, 80), 20, 0, 360, 0, -1)
+    else:  # a dense zigzag, as the drawing pad's "not sure" test draws: read as a 1
+        zigzag = np.array([(60 + 60 * (i % 2), 40 + i * 3) for i in range(40)], np.int32)
+        cv2.polylines(img, [zigzag], False, 0, 13, cv2.LINE_AA)
     d = reader.read_digit(img)
     assert d.digit is None and "not a digit" in d.reason
     # the number path too (it read the disk as "0" and the rectangle as "11"), and so auto mode
@@ -413,6 +416,37 @@ def test_digits_written_with_a_broad_marker_are_no_blobs(reader, mnist):
     # before the view was checked: 6 of these 40 were refused as blobs (34 read)
     assert not [g for g in got if "blob" in (g[2] or "")], got
     assert sum(t == label for t, label, _ in got) >= 39, got
+
+
+@pytest.mark.parametrize("pen", ["thicker", "broad"])
+def test_bold_digits_cropped_tight_are_read(reader, mnist, pen):
+    # the first 40 MNIST test digits in a bold pen, 90 px tall, 11 px of paper
+    # around: 6 (thicker) and 11 (broad) of them, most of them 1s, read as 0s
+    # or 8s when the page's window was narrower than the strokes (hollowed)
+    wrong = []
+    for i in range(40):
+        alpha = np.pad(synth.digit_alpha(mnist.test_images[i], 90, synth.PENS[pen]), 11)
+        got = reader.read_digit((255 * (1 - alpha)).astype(np.uint8)).digit
+        if got != mnist.test_labels[i]:
+            wrong.append((i, int(mnist.test_labels[i]), got))
+    assert not wrong
+
+
+def test_bold_numbers_cropped_tight_are_read(reader, mnist):
+    # clean 2-7 digit numbers in the broad pen, 80 px tall, cut 8 px around
+    # their ink: 1 of these 12 read right when the page's window, a fifth of
+    # the image's height, was narrower than the strokes
+    wrong = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        number = synth.render(rng, mnist.test_images, mnist.test_labels, int(rng.integers(2, 8)),
+                              **{**CLEAN, "height": 80, "stroke": synth.PENS["broad"]})  # fmt: skip
+        ys, xs = np.nonzero(number.image.min(axis=2) < 128)
+        y0, x0 = max(0, ys.min() - 8), max(0, xs.min() - 8)
+        crop = number.image[y0 : ys.max() + 8, x0 : xs.max() + 8]
+        if (got := reader.read_number(crop).number) != number.label:
+            wrong.append((number.label, got))
+    assert not wrong
 
 
 def test_digit_on_a_half_shadowed_photo_is_no_blob(reader, mnist):

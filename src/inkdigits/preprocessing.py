@@ -45,6 +45,7 @@ INK_FLOOR = 0.12  # ink weaker than this (relative to the paper) is never ink
 MIN_CONTRAST = 0.2  # an image whose strongest ink is below this holds no digit
 POLARITY_CONTRAST = 0.2  # pixels this much lighter/darker than the local page count as ink
 FAINT_CONTRAST = 0.12  # ... or this much, when no pixel passes POLARITY_CONTRAST either way
+HOLLOW_CORE = 4  # page pixels (at quarter resolution) lifted by a wider window: hollowed strokes
 HYSTERESIS = 0.6  # ink down to this share of the threshold joins the strokes it touches
 # a number whose digits fall apart into several lines is read again at this share of
 # the threshold, but never within RETRY_NOISE times the paper's 90th percentile
@@ -232,6 +233,9 @@ class InkMap:
     # its page (0 = black; for light ink on a dark page, 255 minus how light):
     # strokes of one pen share a tone even where a shadow dims the page around them
     tone: np.ndarray | None = None
+    # the page's window was widened: some ink was as wide as a fifth of the
+    # image (a filled shape, or bold strokes cropped tight; see _Page.widened)
+    widened: bool = False
 
 
 @dataclass
@@ -303,32 +307,74 @@ def _page_window(v: np.ndarray) -> tuple[np.ndarray, int, int]:
     return small, f, _odd(min(small.shape) / 5)
 
 
-def _background(v: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """Paper brightness without the strokes: closing (dark ink) at quarter resolution.
+@dataclass
+class _Page:
+    """One polarity's page at quarter resolution (see :func:`_page_window`): the
+    image with its ink dark (light ink inverted), its level without the strokes
+    narrower than the window ``k``, and the factor ``f`` it was shrunk by."""
 
-    ``v`` is uint8 (0-255) and so is the result: 8-bit resizes, morphology and
-    blur are several times cheaper than float ones, and the ink map is
-    quantised to 8 bits anyway.
-    """
-    h, w = v.shape
-    small, f, k = _page_window(v)
+    page: np.ndarray
+    level: np.ndarray
+    k: int
+    f: int
+    dark_ink: bool
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, v: np.ndarray, dark_ink: bool) -> _Page:
+        small, f, k = _page_window(v)
+        page = small if dark_ink else cv2.bitwise_not(small)  # light ink: the dual, inverted
+        return cls(page, _page_level(page, k), k, f, dark_ink, v.shape[:2])
+
+    def widened(self) -> _Page | None:
+        """The page under strokes as wide as the window, or None when there are none.
+
+        Strokes at least as wide as the window stay in the closing as dark
+        "paper" and come out hollow, their outlines alone read as ink: a bold
+        digit cropped tight, where a fifth of the image is no wider than a
+        stroke (a 1 read as 0). A window twice as wide takes them out; the
+        page's lighting (gradients, shadows wider than the window) stays as it
+        was. Widened while that lifts some of the page by half or more. For the
+        ink the page was found to hold only: a band of lit paper between dark
+        ones is such a "stroke" of light ink.
+        """
+        level, k = self.level, self.k
+        while k < max(self.page.shape):
+            wider = _page_level(self.page, _odd(2 * k))
+            if np.count_nonzero(level < wider // 2) <= max(HOLLOW_CORE, level.size // 1000):
+                break
+            level, k = wider, _odd(2 * k)
+        return None if k == self.k else replace(self, level=level, k=k)
+
+    def background(self) -> np.ndarray:
+        """Paper brightness without the strokes, at the image's size (uint8).
+
+        8-bit resizes, morphology and blur are several times cheaper than
+        float ones, and the ink map is quantised to 8 bits anyway.
+        """
+        h, w = self.shape
+        bg = self.level if self.dark_ink else cv2.bitwise_not(self.level)
+        lo, hi = float(bg.min()), float(bg.max())
+        if lo == hi:  # a flat page (a drawing pad): blurring and resizing keep the constant
+            return np.full((h, w), lo, bg.dtype)
+        # only a light blur: a strong one would smear the edge of a shadow into "ink"
+        bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
+        if self.f > 1:
+            bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+        return bg
+
+
+def _page_level(page: np.ndarray, k: int) -> np.ndarray:
+    """``page`` (dark ink) without its dark strokes narrower than ``k``: a closing
+    by a ``k``-square."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
     # The page continued past the image's edge (replicated once, not per
     # pass): OpenCV's default border lets the two passes of a closing fill a
-    # dark corner (an opening: clip a bright one), and a lighting gradient
-    # falling toward the edge became a band of "ink" along it.
+    # dark corner, and a lighting gradient falling toward the edge became a
+    # band of "ink" along it.
     p = k // 2 + 1
-    padded = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
-    bg = cv2.morphologyEx(padded, op, kernel)[p:-p, p:-p]
-    lo, hi = float(bg.min()), float(bg.max())
-    if lo == hi:  # a flat page (a drawing pad): blurring and resizing keep the constant
-        return np.full((h, w), lo, v.dtype)
-    # only a light blur: a strong one would smear the edge of a shadow into "ink"
-    bg = cv2.GaussianBlur(bg, (0, 0), 1.0)
-    if f > 1:
-        bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return bg
+    padded = cv2.copyMakeBorder(page, p, p, p, p, cv2.BORDER_REPLICATE)
+    return cv2.morphologyEx(padded, cv2.MORPH_CLOSE, kernel)[p:-p, p:-p]
 
 
 def _median_page(v: np.ndarray) -> np.ndarray:
@@ -385,23 +431,31 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     # page's median (so blur near strokes is no ink): by POLARITY_CONTRAST, and
     # by FAINT_CONTRAST when nothing passes that (pale ink on a grey board).
     # "x - y > c" on levels x/255, y/255 is "x8 - y8 > c8" (0.2 * 255 = 51).
+    pages: dict[bool, _Page] = {}
     backgrounds: dict[bool, np.ndarray] = {}
     inks: dict[bool, np.ndarray] = {}
     denoise = min(dark.shape) >= 64  # salt noise of photos and scans; small inputs keep all
 
-    def background(dark_ink: bool) -> np.ndarray:  # each computed at most once
+    def page_of(dark_ink: bool) -> _Page:  # each computed at most once
+        if dark_ink not in pages:
+            pages[dark_ink] = _Page.of(dark if dark_ink else light, dark_ink)
+        return pages[dark_ink]
+
+    def background(dark_ink: bool) -> np.ndarray:
         if dark_ink not in backgrounds:
-            backgrounds[dark_ink] = _background(dark if dark_ink else light, dark_ink)
+            backgrounds[dark_ink] = page_of(dark_ink).background()
         return backgrounds[dark_ink]
 
     def ink_of(dark_ink: bool) -> np.ndarray:  # 255 * the ink map of that polarity, unfiltered
         if dark_ink not in inks:
-            bg = background(dark_ink)
-            if dark_ink:  # how much darker, relative to the page's level (0 on a black page)
-                inks[dark_ink] = _ratio(cv2.subtract(bg, dark), bg)
-            else:  # how much lighter, relative to the room left above the page
-                inks[dark_ink] = _ratio(cv2.subtract(light, bg), 255 - bg)
+            inks[dark_ink] = ink_against(dark_ink, background(dark_ink))
         return inks[dark_ink]
+
+    def ink_against(dark_ink: bool, bg: np.ndarray) -> np.ndarray:
+        if dark_ink:  # how much darker, relative to the page's level (0 on a black page)
+            return _ratio(cv2.subtract(bg, dark), bg)
+        # how much lighter, relative to the room left above the page
+        return _ratio(cv2.subtract(light, bg), 255 - bg)
 
     def count(mask: np.ndarray) -> int:  # pixels of strokes, not of grain: median-filtered
         m = mask.view(np.uint8)
@@ -471,12 +525,15 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         inverted = rise > 30 and rise > 1.5 * max(fall, 20)
         if inverted and median_says_dark(c):
             inverted = False
-    # Ink relative to the local background, so shadows and lighting cancel out.
-    ink8 = ink_of(not inverted)
+    # Ink relative to the local background, so shadows and lighting cancel out;
+    # against a wider window if the strokes are as wide as the page's window
+    wide = page_of(not inverted).widened()
+    ink8 = ink_of(not inverted) if wide is None else ink_against(not inverted, wide.background())
     if denoise:
         ink8 = cv2.medianBlur(ink8, 3)
     tone = cv2.bitwise_not(light) if inverted else dark
-    return InkMap(ink8.astype(np.float32) * np.float32(1 / 255), scale, inverted, tone)
+    ink = ink8.astype(np.float32) * np.float32(1 / 255)
+    return InkMap(ink, scale, inverted, tone, widened=wide is not None)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -720,22 +777,22 @@ def solid_blob(
     rgb: np.ndarray,
     box: tuple[int, int, int, int] | None = None,
     view: np.ndarray | None = None,
+    widened: bool = False,
 ) -> bool:
     """True if the image's main dark (or light) shape is a solid blob, not a stroke.
 
-    Background correction turns a filled shape larger than its kernel into a
-    ring (which reads like a 0), so blobs are judged on a global threshold of
-    the raw image: a large, hole-free shape filling most of its box. With
-    ``box`` (where the digit was found, original pixels) the blob must be that
-    ink: the shaded part of a photo is a large hole-free shape too, and a digit
-    written on it is no blob. With ``view`` (the model's 28x28 of that ink) the
-    blob must also have been hollowed out: a digit written with a broad marker
-    is a hole-free shape filling most of its box too (a 9 or an 8 whose loops
-    closed, a 1 like an ellipse), but its view stays as solid as the ink;
-    or the ink found must be one side of the shape (a filled rectangle leaves
-    its sides).
+    Blobs are judged on a global threshold of the raw image: a large,
+    hole-free shape filling most of its box. With ``box`` (where the digit was
+    found, original pixels) the blob must be that ink: the shaded part of a
+    photo is a large hole-free shape too, and a digit written on it is no
+    blob. With ``view`` (the model's 28x28 of that ink) the blob must also be
+    wider than the page's first window (``widened``: see ``InkMap.widened``),
+    or its view hollowed out, or the ink found one side of the shape: a digit
+    written with a broad marker is a hole-free shape filling most of its box
+    too (a 9 or an 8 whose loops closed, a 1 like an ellipse), but on a page
+    with room around it its strokes are narrower than a fifth of the image.
     """
-    return on_blob(blob_shape(rgb), box, view)
+    return on_blob(blob_shape(rgb), box, view, widened)
 
 
 def blob_shape(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -774,6 +831,7 @@ def on_blob(
     shape: tuple[int, int, int, int] | None,
     box: tuple[int, int, int, int] | None = None,
     view: np.ndarray | None = None,
+    widened: bool = False,
 ) -> bool:
     """Whether ink found at ``box`` (seen as ``view``) is the blob ``shape``
     (:func:`blob_shape`; None: the image has no blob). See :func:`solid_blob`."""
@@ -782,7 +840,7 @@ def on_blob(
     rim = box is not None and _on_rim(box, shape)
     if box is not None and _iou(shape, box) < 0.5 and not rim:
         return False
-    return view is None or rim or _hole_area(view > 127) >= HOLLOWED * view.size
+    return view is None or rim or widened or _hole_area(view > 127) >= HOLLOWED * view.size
 
 
 def _on_rim(box: tuple[int, int, int, int], shape: tuple[int, int, int, int]) -> bool:
@@ -825,6 +883,7 @@ class Prepared:
     crop: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     # the page's ink around the digit and the digit's piece there, for :meth:`line_view`
     window: tuple[np.ndarray, Any] | None = field(default=None, repr=False)
+    widened: bool = False  # see InkMap.widened
 
     def pen_views(self) -> np.ndarray:
         """The digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`)."""
@@ -873,7 +932,8 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     wx1 = min(mask.shape[1], piece.x + piece.w + r)
     window = (im.ink[wy0:wy1, wx0:wx1].copy(), replace(piece, x=piece.x - wx0, y=piece.y - wy0))
     # a copy: a view would keep the whole page's ink map alive with the result
-    return Prepared(digit, box, im.inverted, (im.ink[y0:y1, x0:x1].copy(), keep), window)
+    crop = (im.ink[y0:y1, x0:x1].copy(), keep)
+    return Prepared(digit, box, im.inverted, crop, window, widened=im.widened)
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:

@@ -250,7 +250,7 @@ class Reader:
         probs = self.with_pens(probs, lambda _: prepared.pen_views())[0]
         if self.line_model is not None and probs.max() < PEN_BELOW:
             probs = self.with_line_view(probs, prepared.line_view())
-        blob = pre.solid_blob(rgb, prepared.box, prepared.digit)
+        blob = pre.solid_blob(rgb, prepared.box, prepared.digit, prepared.widened)
         gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
         return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
 
@@ -323,11 +323,11 @@ class Reader:
             digits = [row for row, _ in fused]
             counts = [count for _, count in fused]
         found = [d for row in digits for d in row]
-        # a filled shape reads as a 0 (hollowed by background correction) or as
-        # 11 (a rectangle's sides): no digit, as read_digit says
+        # a filled shape wider than the page's first window (a disk, a scribbled
+        # block) is no digit, as read_digit says (see pre.solid_blob)
         if len(found) <= BLOB_PIECES:
             shape = pre.blob_shape(rgb)  # the image's one blob, if any: found once
-            if all(pre.on_blob(shape, d.box, d.image) for d in found):
+            if all(pre.on_blob(shape, d.box, d.image, im.widened) for d in found):
                 return NumberResult([], [], "not a digit (a solid blob)")
         lines_read = ["".join(d.text for d in row) for row in digits]
         return NumberResult(lines_read, digits, count_confidences=counts)
