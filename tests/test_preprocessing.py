@@ -356,6 +356,36 @@ def test_bold_strokes_cropped_tight_are_ink_through_and_through(mnist, pen, ligh
     assert (im.ink[core] >= 0.5).mean() > 0.95
 
 
+def test_a_forms_box_sides_are_erased_and_a_1_inside_kept():
+    # three boxes 60 px wide, 80 tall; a straight 1 (a bar 4 px wide, 50 tall)
+    # in the middle one: the sides touch the rules at both ends, the 1 neither
+    page = np.full((160, 300, 3), 250, np.uint8)
+    for x0 in (60, 120, 180):
+        cv2.rectangle(page, (x0, 40), (x0 + 60, 120), (60, 60, 60), 2)
+    page[55:105, 148:152] = 30
+    im = pre.ink_map(page)
+    erased = pre.erase_frames(im)
+    for x in (60, 120, 180, 240):  # the sides, through their middle rows
+        assert im.ink[60:100, x].min() > 0.5 and erased.ink[60:100, x].max() == 0
+    assert np.array_equal(erased.ink[55:105, 146:154], im.ink[55:105, 146:154])  # the 1
+    assert erased.ink[40, 70:230].min() > 0.5  # the rules stay (binarize removes them)
+    # a page without rules is left as it is, the same object
+    plain = pre.ink_map(paper(np.pad(np.full((20, 4), 255, np.uint8), 4), 200))
+    assert pre.erase_frames(plain) is plain
+
+
+def test_pen_strokes_that_fill_a_checks_field_are_no_frame():
+    # an amount field's two rules, and three straight stems from the top rule to
+    # the bottom one (a check's 1s and 7s written to fill the field), unevenly
+    # spaced: as thin and straight as a box's sides, but no row of boxes
+    page = np.full((100, 300, 3), 250, np.uint8)
+    page[19:21], page[79:81] = 60, 60
+    for x in (60, 100, 190):
+        page[21:79, x : x + 5] = 30
+    im = pre.ink_map(page)
+    assert pre.erase_frames(im) is im
+
+
 def test_broad_marker_stroke_is_thinned_into_mnist_range():
     """A 1 drawn with a broad marker (stroke a quarter of its height) reads as a 0 unless
     thinned: MNIST strokes are 0.08-0.16 of the digit's box side."""

@@ -641,6 +641,122 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     return mask & ~rules
 
 
+def _rules(mask: np.ndarray) -> np.ndarray | None:
+    """The pixels of the printed rules :func:`remove_rules` erases (with their
+    soft edges), or None when there is none."""
+    removed = mask & ~remove_rules(mask)
+    return removed if removed.any() else None
+
+
+def erase_frames(im: InkMap) -> InkMap:
+    """``im`` without the sides of a form's boxes (digits written one to a box)
+    or the stretches of a notebook's margin line between its ruled lines (see
+    :func:`_frame_sides`), erased from the ink itself: the faint strokes and
+    the line model's view of a line read the ink, not a mask. Once the rules
+    are gone those lines stand alone, as tall and thin as a 1, and were read
+    as 1s between the digits. ``im`` itself when there are none (most images:
+    no rule at all).
+    """
+    h, w = im.ink.shape
+    if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
+        return im
+    # no row with a rule's length of ink even at the floor: no rule (cheap, and most images)
+    floor = (im.ink > INK_FLOOR).view(np.uint8)
+    if int(cv2.reduce(floor, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < max(25, w // 2):
+        return im
+    u8 = (im.ink * 255).astype(np.uint8)
+    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = im.ink > max(float(t) / 255.0, INK_FLOOR)
+    rules = _rules(mask)
+    sides = None if rules is None else _frame_sides(mask & ~rules, rules)
+    if sides is None:
+        return im
+    # the lines' soft edges and anti-aliasing too
+    sides = cv2.dilate(sides.astype(np.uint8), np.ones((1, 5), np.uint8)) > 0
+    return replace(im, ink=np.where(sides, np.float32(0), im.ink))
+
+
+FRAME_SIDE = 8  # straight vertical runs at least this long can be the sides of a frame
+LINE_COVER = 0.8  # a line's columns hold ink over this share of its run's length
+
+
+def _vertical_lines(mask: np.ndarray, length: int) -> list[tuple[int, int, int, np.ndarray]]:
+    """Straight vertical runs of ink at least ``length`` px long that are thin
+    for their length (a digit's stroke crossing them or touching them aside):
+    (x, y, height, columns) each, ``columns`` the bool mask over the run's box
+    of the columns inked along LINE_COVER of it."""
+    m8 = mask.astype(np.uint8)
+    if int(cv2.reduce(m8, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < length:
+        return []  # no column holds that much ink: no run
+    runs = cv2.morphologyEx(
+        m8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length))
+    )
+    if not runs.any():
+        return []
+    comps = connected_components(runs)
+    out = []
+    for i in range(1, comps.n):
+        x, y, bw, bh = (int(v) for v in comps.stats[i, :4])
+        own = comps.mask_of(i)
+        cols = own.sum(axis=0) >= LINE_COVER * bh
+        if 1 <= int(cols.sum()) <= max(3, bh // 8):
+            out.append((x, y, bh, own & cols[None, :]))
+    return out
+
+
+def _frame_sides(rest: np.ndarray, rules: np.ndarray) -> np.ndarray | None:
+    """The vertical lines between the rules found (``rules``): the sides of the
+    boxes of a form (digits written one to a box), a notebook's margin line
+    crossing its ruled lines. None when there is none.
+
+    A candidate is a straight vertical run of ink (``rest``: the ink without
+    the rules) that is thin for its length and ends on a rule at both ends. A
+    pen's stroke can be one too: a 1 or a 7's stem that fills a check's
+    amount field from its top rule to its bottom one. So a candidate is a
+    side only as part of a frame: one of three or more between the same rules
+    evenly spaced (a row of boxes; a side not found leaves a gap of two), or
+    in line with another between other rules (a margin crossing them). A run
+    from a rule to the image's edge in line with a side is one too (the margin
+    above the first rule and below the last).
+    """
+    h, _ = rest.shape
+    near = cv2.dilate(rules.astype(np.uint8), np.ones((7, 1), np.uint8)) > 0  # 3 px above/below
+    found = []  # (x, y, height, line) of the runs from a rule to a rule
+    to_edge = []
+    for x, y, bh, line in _vertical_lines(rest, FRAME_SIDE):
+        bw = line.shape[1]
+        top = y > 0 and bool(near[y - 1, x : x + bw].any())
+        bottom = y + bh < h and bool(near[y + bh, x : x + bw].any())
+        if top and bottom:
+            found.append((x, y, bh, line))
+        elif (top and y + bh == h) or (bottom and y == 0):
+            to_edge.append((x, y, bh, line))
+
+    def span(
+        a: tuple, b: tuple
+    ) -> bool:  # between the same two rules (a stroke on one moves its end)
+        tol = max(4, min(a[2], b[2]) // 10)
+        return abs(a[1] - b[1]) <= tol and abs(a[1] + a[2] - b[1] - b[2]) <= tol
+
+    sides = np.zeros_like(rest)
+    for f in found:
+        x, y, bh, line = f
+        row = np.diff(sorted(g[0] for g in found if span(f, g)))
+        # a box's side not found (a digit's stroke along it) leaves a gap of two
+        gaps = row / max(1, int(row.min())) if len(row) >= 2 else row
+        even = len(row) >= 2 and bool(np.all(np.abs(gaps - np.round(gaps)) <= 0.15))
+        aligned = any(abs(g[0] - x) <= 2 and not span(f, g) for g in found)
+        if even or aligned:
+            sides[y : y + bh, x : x + line.shape[1]] |= line
+    if not sides.any():
+        return None
+    columns = sides.any(axis=0)
+    for x, y, bh, line in to_edge:
+        if columns[max(0, x - 2) : x + line.shape[1] + 2].any():
+            sides[y : y + bh, x : x + line.shape[1]] |= line
+    return sides
+
+
 # --------------------------------------------------------------------------- MNIST style
 
 
@@ -908,7 +1024,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     """
     from .segmentation import main_piece
 
-    im = ink_map(load_image(src, max_pixels))
+    im = erase_frames(ink_map(load_image(src, max_pixels)))
     mask, _ = binarize(im.ink, faint_strokes=True)
     piece = main_piece(mask, im.ink)
     if piece is None:

@@ -260,7 +260,7 @@ class Reader:
         """Where :meth:`read_number` finds digits in an RGB image: its ink map, its
         lines as found (the line model sees them whole) and, for those with
         digits, the line's index and its digit pieces (see ``seg.find_digits``)."""
-        im = pre.ink_map(rgb)
+        im = pre.erase_frames(pre.ink_map(rgb))
         mask, threshold = pre.binarize(im.ink)
         whole = self.whole if self.whole_check is not None else None
         raw_lines, found_lines = seg.find_digits(

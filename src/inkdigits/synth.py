@@ -15,7 +15,8 @@ into numbers but not into their labels.
     >>> sample.label, sample.image.shape                              # doctest: +SKIP
 
 Every choice made for a sample is recorded in ``Sample.spec`` so a failure can
-be reproduced and described.
+be reproduced and described. :func:`form` writes numbers on forms instead (a
+row of boxes, a ruled page with a margin line; bench/forms.py).
 """
 
 from __future__ import annotations
@@ -362,3 +363,45 @@ def dataset(seed: int, count: int, images: np.ndarray, labels: np.ndarray, numbe
     for _ in range(count):
         n = int(rng.integers(2, 11)) if numbers else 1
         yield render(rng, images, labels, n)
+
+
+FORMS = ("boxes", "ruled")
+
+
+def form(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, paper: str) -> Sample:
+    """2-6 digits in blue pen, one to a cell 1.4 digits wide, written on a form.
+
+    ``paper="boxes"``: a row of boxes drawn in dark grey, the digits inside
+    (their sides would read as 1s if left); ``"ruled"``: a notebook's page ruled
+    in light blue every 0.9 digit heights, with a red margin line. Digits 30-120
+    px tall, the default pen, no rotation or blur: what is tested is the paper.
+    """
+    if paper not in FORMS:
+        raise ValueError(f"unknown paper {paper!r}; one of {', '.join(FORMS)}")
+    n, h = int(rng.integers(2, 7)), int(rng.integers(30, 120))
+    idx = rng.integers(0, len(images), n)
+    cell = int(h * 1.4)
+    page = np.full((cell * 3, cell * (n + 2), 3), (245, 243, 235), np.float32)
+    if paper == "boxes":
+        for j in range(n):
+            x0 = cell * (j + 1)
+            cv2.rectangle(
+                page, (x0, cell - h // 5), (x0 + cell, 2 * cell), (60, 60, 60), max(1, h // 30)
+            )
+    else:
+        for y in range(int(h * 0.45), page.shape[0], int(h * 0.9)):
+            page[y : y + 2] = (150, 180, 230)
+        page[:, cell // 2 : cell // 2 + 2] = (230, 120, 120)
+    alpha = np.zeros(page.shape[:2], np.float32)
+    for j, i in enumerate(idx):
+        g = digit_alpha(images[i], h, 0.0)
+        y0, x0 = (
+            cell + (cell - g.shape[0]) // 2 - h // 10,
+            cell * (j + 1) + (cell - g.shape[1]) // 2,
+        )
+        alpha[y0 : y0 + g.shape[0], x0 : x0 + g.shape[1]] = g
+    img = page * (1 - alpha[..., None]) + np.array([30, 40, 120], np.float32) * alpha[..., None]
+    img += rng.normal(0, 3, img.shape)
+    label = "".join(str(int(labels[i])) for i in idx)
+    spec = {"paper": paper, "n_digits": n, "height": h, "mnist_test_indices": [int(i) for i in idx]}
+    return Sample(np.clip(img, 0, 255).astype(np.uint8), label, spec)
