@@ -732,19 +732,20 @@ def _frame_sides(rest: np.ndarray, rules: np.ndarray) -> np.ndarray | None:
         elif (top and y + bh == h) or (bottom and y == 0):
             to_edge.append((x, y, bh, line))
 
-    def span(
-        a: tuple, b: tuple
-    ) -> bool:  # between the same two rules (a stroke on one moves its end)
+    def span(a: tuple, b: tuple) -> bool:
+        """Whether runs ``a`` and ``b`` are between the same two rules (to within a
+        tenth of their height: a digit's stroke on a rule moves a run's end)."""
         tol = max(4, min(a[2], b[2]) // 10)
         return abs(a[1] - b[1]) <= tol and abs(a[1] + a[2] - b[1] - b[2]) <= tol
 
     sides = np.zeros_like(rest)
     for f in found:
         x, y, bh, line = f
-        row = np.diff(sorted(g[0] for g in found if span(f, g)))
-        # a box's side not found (a digit's stroke along it) leaves a gap of two
-        gaps = row / max(1, int(row.min())) if len(row) >= 2 else row
-        even = len(row) >= 2 and bool(np.all(np.abs(gaps - np.round(gaps)) <= 0.15))
+        steps = np.diff(sorted(g[0] for g in found if span(f, g)))
+        # in steps of the shortest: a side not found (a digit's stroke along it)
+        # leaves a step of two
+        steps = steps / max(1, int(steps.min())) if len(steps) >= 2 else steps
+        even = len(steps) >= 2 and bool(np.all(np.abs(steps - np.round(steps)) <= 0.15))
         aligned = any(abs(g[0] - x) <= 2 and not span(f, g) for g in found)
         if even or aligned:
             sides[y : y + bh, x : x + line.shape[1]] |= line
