@@ -334,9 +334,10 @@ class _Page:
         digit cropped tight, where a fifth of the image is no wider than a
         stroke (a 1 read as 0). A window twice as wide takes them out; the
         page's lighting (gradients, shadows wider than the window) stays as it
-        was. Widened while that lifts some of the page by half or more. For the
-        ink the page was found to hold only: a band of lit paper between dark
-        ones is such a "stroke" of light ink.
+        was. Widened while that at least doubles the level of part of the page
+        (more than HOLLOW_CORE pixels and a thousandth of it). For the ink the
+        page was found to hold only: a band of lit paper between dark ones is
+        such a "stroke" of light ink.
         """
         level, k = self.level, self.k
         while k < max(self.page.shape):
