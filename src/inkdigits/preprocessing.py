@@ -559,11 +559,15 @@ def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, 
     """
     if float(ink.max(initial=0.0)) < MIN_CONTRAST:
         return np.zeros(ink.shape, bool), 1.0
-    u8 = (ink * 255).astype(np.uint8)
-    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    thr = max(float(t) / 255.0, INK_FLOOR)
+    thr = otsu_level(ink)
     mask = _hysteresis(ink, thr) if faint_strokes else ink > thr
     return remove_rules(mask), thr
+
+
+def otsu_level(ink: np.ndarray) -> float:
+    """Otsu's threshold of the ink map (on its 8-bit levels), never below INK_FLOOR."""
+    t, _ = cv2.threshold((ink * 255).astype(np.uint8), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return max(float(t) / 255.0, INK_FLOOR)
 
 
 def binarize_lower(ink: np.ndarray, thr: float) -> tuple[np.ndarray, float]:
@@ -665,9 +669,7 @@ def erase_frames(im: InkMap) -> InkMap:
     floor = (im.ink > INK_FLOOR).view(np.uint8)
     if int(cv2.reduce(floor, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < max(25, w // 2):
         return im
-    u8 = (im.ink * 255).astype(np.uint8)
-    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = im.ink > max(float(t) / 255.0, INK_FLOOR)
+    mask = im.ink > otsu_level(im.ink)
     rules = _rules(mask)
     sides = None if rules is None else _frame_sides(mask & ~rules, rules)
     if sides is None:
