@@ -374,6 +374,48 @@ def test_a_forms_box_sides_are_erased_and_a_1_inside_kept():
     assert pre.erase_frames(plain) is plain
 
 
+def _ruled_page(margin_note: bool = False, lean: int = 0) -> np.ndarray:
+    """A notebook's page, 200x400: pale rules (too pale for the threshold), a
+    margin line from the top edge (at x 40) to the bottom one (at x 40 +
+    ``lean``), a 7 written beside it, and with ``margin_note`` a mark written
+    in the margin."""
+    page = np.full((200, 400, 3), 250, np.uint8)
+    page[20::40] = (215, 225, 245)  # pale blue rules, 1 px
+    if lean:
+        cv2.line(page, (40, 0), (40 + lean, 199), (200, 90, 90), 2, cv2.LINE_AA)
+    else:
+        page[:, 40:42] = (200, 90, 90)  # the red margin line
+    cv2.line(page, (150, 60), (210, 60), (40, 40, 130), 5)
+    cv2.line(page, (210, 60), (175, 140), (40, 40, 130), 5)
+    if margin_note:
+        cv2.circle(page, (20, 100), 8, (40, 40, 130), 3)
+    return page
+
+
+def test_a_margin_line_standing_alone_is_erased_with_its_empty_strip():
+    # where the rules are too pale for the threshold the margin line stood alone,
+    # from edge to edge: a 1 before the number (42 of 200 ruled pages), and
+    # erased alone, the rules' stubs beyond it were read as a 5
+    im = pre.ink_map(_ruled_page())
+    mask, _ = pre.binarize(im.ink)
+    assert mask[:, 40:42].all()  # the line, in the mask from edge to edge
+    erased = pre.erase_frames(im)
+    assert erased.ink[:, :44].max() == 0  # the line and the strip beyond it
+    assert np.array_equal(erased.ink[:, 60:], im.ink[:, 60:])  # the 7 and the rules beside it
+    # a note in the margin keeps its strip, and so the line: erased alone, it
+    # would leave the rules' stubs beyond it standing alone
+    im = pre.ink_map(_ruled_page(margin_note=True))
+    assert pre.erase_frames(im) is im
+    # a margin line photographed askew (2 degrees)
+    im = pre.ink_map(_ruled_page(lean=7))
+    erased = pre.erase_frames(im)
+    assert erased.ink[:, :40].max() == 0 and erased.ink[-1, :49].max() == 0
+    assert np.array_equal(erased.ink[:, 60:], im.ink[:, 60:])
+    # a 1 cropped tight runs from edge to edge too, with nothing else to read
+    one = pre.ink_map(paper(np.pad(np.full((40, 4), 255, np.uint8), ((0, 0), (10, 10))), 100))
+    assert pre.erase_frames(one) is one
+
+
 def test_pen_strokes_that_fill_a_checks_field_are_no_frame():
     # an amount field's two rules, and three straight stems from the top rule to
     # the bottom one (a check's 1s and 7s written to fill the field), unevenly
@@ -384,6 +426,82 @@ def test_pen_strokes_that_fill_a_checks_field_are_no_frame():
         page[21:79, x : x + 5] = 30
     im = pre.ink_map(page)
     assert pre.erase_frames(im) is im
+
+
+def _page_with_rule(angle: float) -> tuple[np.ndarray, float]:
+    """A 300x600 page: a rule 500 px long at about ``angle`` degrees (falling to
+    the right when positive) and a 7 written above it; and the rule's angle as
+    drawn (its ends on whole pixels)."""
+    page = np.full((300, 600, 3), 250, np.uint8)
+    rise = round(np.tan(np.deg2rad(angle)) * 250)
+    cv2.line(page, (50, 200 - rise), (550, 200 + rise), (60, 60, 60), 2, cv2.LINE_AA)
+    cv2.line(page, (260, 90), (330, 90), (30, 30, 30), 6)
+    cv2.line(page, (330, 90), (290, 185), (30, 30, 30), 6)
+    return page, float(np.rad2deg(np.arctan2(2 * rise, 500)))
+
+
+@pytest.mark.parametrize("angle", [-6.0, -1.0, 0.5, 3.0])
+def test_deskew_levels_a_tilted_rule_and_maps_boxes_back(angle):
+    # a photo of a form is seldom square to it: at a degree of tilt the rule
+    # falls through 9 rows, no row holds half the image, and it stays in the mask
+    page, drawn = _page_with_rule(angle)
+    im = pre.ink_map(page)
+    tilted, _ = pre.binarize(im.ink)
+    assert tilted.sum(axis=1).max() < 300 and tilted.sum() > 700  # the rule, in pieces, kept
+    level = pre.deskew(im)
+    assert level.turn is not None and abs(level.turn.angle - drawn) < 0.02
+    mask, _ = pre.binarize(level.ink)
+    # the rule is gone (a speck of its end left); the 7 (its bar 70 px, its
+    # stem about 100) is what is left
+    assert mask.sum(axis=1).max() < 90 and 0 < mask.sum() < 1600
+    # the 7's box in the turned page maps back around it in the original
+    comps = pre.connected_components(mask.view(np.uint8))
+    seven = 1 + int(np.argmax(comps.stats[1:, 4]))
+    assert comps.stats[seven, 4] > mask.sum() - 10
+    bx, by, bw, bh = level.to_original(tuple(int(v) for v in comps.stats[seven, :4]))
+    # (the 7 spans x 257-333, y 87-188; the box around its turned box is wider
+    # by its height times the sine, taller by its width times the sine)
+    sin = abs(np.sin(np.deg2rad(angle)))
+    assert bx <= 259 and bx + bw >= 331 and by <= 89 and by + bh >= 186
+    assert bw <= 77 + 102 * sin + 4 and bh <= 102 + 77 * sin + 4
+
+
+def test_pages_without_a_tilted_rule_are_not_turned():
+    for angle in (
+        0.0,  # level: found as it is
+        0.1,  # within a pixel over its length (drawn level)
+        15.0,  # steeper than a photo's tilt: a stroke, not a rule
+    ):
+        page, _ = _page_with_rule(angle)
+        im = pre.ink_map(page)
+        assert pre.deskew(im) is im
+    # a filled band as wide as a rule, slightly tilted: no rule, however many
+    # pixels lie along it
+    band = np.full((300, 600, 3), 250, np.uint8)
+    cv2.fillPoly(band, [np.array([[50, 120], [550, 140], [550, 200], [50, 180]])], (30, 30, 30))
+    im = pre.ink_map(band)
+    assert pre.deskew(im) is im
+    plain = pre.ink_map(paper(np.pad(np.full((20, 4), 255, np.uint8), 4), 200))
+    assert pre.deskew(plain) is plain
+
+
+def test_a_form_askew_is_turned_to_erase_its_frame_and_a_lone_rule_is_not():
+    # three boxes 80 px wide, photographed 3 degrees askew: turned level, their
+    # sides are found and erased; a lone rule as askew leaves the page as it was
+    page = np.full((200, 400, 3), 250, np.uint8)
+    for x0 in (80, 160, 240):
+        cv2.rectangle(page, (x0, 50), (x0 + 80, 150), (60, 60, 60), 3)
+    m = cv2.getRotationMatrix2D((200, 100), 3.0, 1.0)
+    askew = cv2.warpAffine(page, m, (400, 200), borderMode=cv2.BORDER_REPLICATE)
+    im = pre.ink_map(askew)
+    erased = pre.erase_frames(im)
+    assert erased.turn is not None and abs(erased.turn.angle + 3.0) < 0.1
+    mask, _ = pre.binarize(erased.ink)
+    assert mask.sum() < 50  # rules removed, sides erased: (almost) no ink left
+    lone, _ = _page_with_rule(3.0)
+    im = pre.ink_map(lone)
+    assert pre.deskew(im).turn is not None  # a rule to level ...
+    assert pre.erase_frames(im) is im  # ... but no frame: the page stays as it was
 
 
 def test_broad_marker_stroke_is_thinned_into_mnist_range():

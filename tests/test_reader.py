@@ -449,20 +449,55 @@ def test_bold_numbers_cropped_tight_are_read(reader, mnist):
     assert not wrong
 
 
-@pytest.mark.parametrize(("paper", "least"), [("boxes", 10), ("ruled", 8)])
-def test_the_sides_of_a_forms_boxes_and_a_margin_line_are_no_1s(reader, mnist, paper, least):
+@pytest.mark.parametrize("paper", ["boxes", "ruled"])
+def test_the_sides_of_a_forms_boxes_and_a_margin_line_are_no_1s(reader, mnist, paper):
     # once the boxes' top and bottom (rules) were gone, their sides stood alone,
     # as tall and thin as 1s: 3 of these 10 read right ("553145" in six boxes
     # read "15151317?7151"); on the ruled page none did: the margin line, cut
     # by the rules, put a 1 before each number and lines of 1s above and below
-    # it. Two ruled pages still read a 1 first: where the pale rules fall below
-    # the threshold, the margin line is a rule of its own, not seen as one.
+    # it. Where the pale rules fall below the threshold the margin line stands
+    # alone from edge to edge (two of these pages read a 1 first until it was
+    # erased as such).
     wrong = []
     for seed in range(10):
         page = synth.form(np.random.default_rng(seed), mnist.test_images, mnist.test_labels, paper)
         if (got := reader.read_number(page.image).number) != page.label:
             wrong.append((page.label, got))
-    assert len(wrong) <= 10 - least, wrong
+    assert not wrong
+
+
+def _turned(img: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` photographed ``angle`` degrees askew (counter-clockwise), and how."""
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    return cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE), m
+
+
+@pytest.mark.parametrize("angle", [1.0, -3.0, 5.0])
+def test_a_forms_boxes_photographed_askew_are_read(reader, mnist, angle):
+    # at a degree of tilt a rule half the image wide falls through a dozen
+    # rows: no row held it, the rules and the boxes' sides were not found, and
+    # the boxes stayed joined to the digits ("553145" read "5333311113"); of
+    # these 10 pages 3 read right at 1 degree, 1 at -3 and 1 at 5. Two pages
+    # askew still read a 1 too many: their boxes are drawn 1 px wide, the
+    # denoising median takes most of them out of the ink map, and what the
+    # tilt leaves is too faint for the threshold but read by the line model
+    wrong = []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        page = synth.form(rng, mnist.test_images, mnist.test_labels, "boxes")
+        img, m = _turned(page.image, angle)
+        got = reader.read_number(img)
+        if got.number != page.label:
+            wrong.append((page.label, got.number))
+            continue
+        # each digit's box is where the level page's is, turned as the photo was
+        level = reader.read_number(page.image)
+        for a, b in zip(level.digits[0], got.digits[0], strict=True):
+            centre = m @ (a.box[0] + a.box[2] / 2, a.box[1] + a.box[3] / 2, 1)
+            off = np.subtract(centre, (b.box[0] + b.box[2] / 2, b.box[1] + b.box[3] / 2))
+            assert np.abs(off).max() <= max(3, 0.1 * a.box[3]), (seed, a.box, b.box)
+    assert len(wrong) <= 2, wrong
 
 
 def test_digit_on_a_half_shadowed_photo_is_no_blob(reader, mnist):

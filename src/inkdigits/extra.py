@@ -184,8 +184,10 @@ def _number_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
         height = int(np.exp(rng.uniform(np.log(15), np.log(NUMBER_TALLEST))))
         sample = render(rng, images, labels, n, height=height)
         im, _, found = reader.find_digits(sample.image)
-        if len(found) != 1 or len(found[0][1]) != n:
-            continue  # a digit missed, split or joined: no sure label for its pieces
+        if len(found) != 1 or len(found[0][1]) != n or im.turn is not None:
+            # a digit missed, split or joined, or the page turned (its pieces not
+            # where the generator put them): no sure label for its pieces
+            continue
         pieces = found[0][1]
         centres = [x * im.scale for x in sample.spec["digit_x"]]
         if all(p.x <= c <= p.x + p.w for p, c in zip(pieces, centres, strict=True)):

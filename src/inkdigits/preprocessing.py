@@ -236,6 +236,36 @@ class InkMap:
     # the page's window was widened: some ink was as wide as a fifth of the
     # image (a filled shape, or bold strokes cropped tight; see _Page.widened)
     widened: bool = False
+    # the page was turned to make its printed rules level (see :func:`deskew`):
+    # how, to map boxes back; None when it was not
+    turn: Turn | None = None
+
+    def to_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A box (x, y, w, h) in this map's pixels -> the box around it in the
+        original image's (turned back first, if the page was turned)."""
+        if self.turn is not None:
+            box = self.turn.back_box(box)
+        return to_original(box, self.scale)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """How :func:`deskew` turned a page: by ``angle`` degrees (counter-clockwise)."""
+
+    angle: float
+    back: np.ndarray  # 2x3 affine: turned pixels -> the unturned page's
+    shape: tuple[int, int]  # the unturned page's (h, w)
+
+    def back_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """The box in the unturned page around ``box``'s four corners turned back."""
+        x, y, w, h = box
+        corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], float)
+        pts = corners @ self.back.T
+        hh, ww = self.shape
+        x0, y0 = (max(0, int(np.floor(v))) for v in pts.min(axis=0))
+        x1 = min(ww, int(np.ceil(pts[:, 0].max())))
+        y1 = min(hh, int(np.ceil(pts[:, 1].max())))
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 @dataclass
@@ -659,19 +689,46 @@ def erase_frames(im: InkMap) -> InkMap:
     :func:`_frame_sides`), erased from the ink itself: the faint strokes and
     the line model's view of a line read the ink, not a mask. Once the rules
     are gone those lines stand alone, as tall and thin as a 1, and were read
-    as 1s between the digits. ``im`` itself when there are none (most images:
-    no rule at all).
+    as 1s between the digits. Where the ruled lines are too pale to be found,
+    a margin line stands alone from edge to edge; it goes, with its strip of
+    margin when nothing is written there (see :func:`_margin_lines`). ``im``
+    itself when there are none (most images: no rule at all).
+
+    A form photographed askew is turned level first (see :func:`deskew`), and
+    kept turned only if that finds a frame: a single rule (a check's amount
+    line) is dropped as a mark however it lies, and the straight lines of a
+    check's printed security pattern cross its level writing at an angle (on
+    the ORAND-CAR-A checks, turning to them cost 5 and 6 amounts of 706 with
+    the default and the `checks` models).
     """
     h, w = im.ink.shape
     if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
         return im
-    # no row with a rule's length of ink even at the floor: no rule (cheap, and most images)
+    turned = deskew(im)
+    if turned is not im:
+        erased = _erase_level_frames(turned)
+        if erased is not turned:
+            return erased
+    return _erase_level_frames(im)
+
+
+def _erase_level_frames(im: InkMap) -> InkMap:
+    """:func:`erase_frames` for frames whose rules are level, and margin lines."""
+    h, w = im.ink.shape
+    # no row with a rule's length of ink even at the floor, and no ink in the top
+    # or the bottom row (a margin line runs through both): no frame (cheap, and
+    # most images)
     floor = (im.ink > INK_FLOOR).view(np.uint8)
-    if int(cv2.reduce(floor, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) < max(25, w // 2):
+    long_row = int(cv2.reduce(floor, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).max()) >= max(25, w // 2)
+    edge_to_edge = bool(floor[0].any() and floor[-1].any())
+    if not (long_row or edge_to_edge):
         return im
     mask = im.ink > otsu_level(im.ink)
-    rules = _rules(mask)
-    sides = None if rules is None else _frame_sides(mask & ~rules, rules)
+    rules = _rules(mask) if long_row else None
+    if rules is not None:
+        sides = _frame_sides(mask & ~rules, rules)
+    else:
+        sides = _margin_lines(mask) if edge_to_edge else None
     if sides is None:
         return im
     # the lines' soft edges and anti-aliasing too
@@ -681,6 +738,41 @@ def erase_frames(im: InkMap) -> InkMap:
 
 FRAME_SIDE = 8  # straight vertical runs at least this long can be the sides of a frame
 LINE_COVER = 0.8  # a line's columns hold ink over this share of its run's length
+
+
+def _margin_lines(mask: np.ndarray) -> np.ndarray | None:
+    """A straight, thin line from the image's top edge to its bottom edge, at
+    most SKEW_MAX from upright and at least twice as tall as any other ink: a
+    notebook's margin line when its ruled lines are too pale for the
+    threshold (otherwise :func:`_frame_sides` finds it between them). It stood
+    alone, a 1 before the number. With it, the margin's strip between it and
+    the edge. None when there is none, when nothing else is left to read (a 1
+    cropped tight is such a line too), or when the strip is written in.
+    """
+    h, w = mask.shape
+    rule = _find_rule(np.ascontiguousarray(mask.T), h)  # rows and columns swapped
+    if rule is None or rule.start > 1 or rule.end < h - 1:
+        return None
+    # the line's column in each row, and its pixels (with their soft edges)
+    centre = rule.at(np.arange(h, dtype=np.float64))[:, None]
+    columns = np.arange(w)[None, :]
+    line = np.abs(columns - centre) <= rule.width / 2 + 2
+    rest = mask & ~line
+    comps = connected_components(rest.view(np.uint8))
+    tallest = int(comps.stats[1:, 3].max(initial=0))
+    if not 0 < 2 * tallest <= h:
+        return None
+    # The margin's strip, between the line and the edge, holds the pale rules'
+    # stubs: alone, stacked like a 5 or an E to the line model. It goes with
+    # the line, when nothing above the threshold is in it; otherwise (a note in
+    # the margin, or the rules' stubs themselves, broken into dashes by a tilt)
+    # the line stays too.
+    left = columns < centre
+    if not (rest & left).any():
+        return line | left
+    if not (rest & ~left).any():
+        return line | ~left
+    return None
 
 
 def _vertical_lines(mask: np.ndarray, length: int) -> list[tuple[int, int, int, np.ndarray]]:
@@ -759,6 +851,169 @@ def _frame_sides(rest: np.ndarray, rules: np.ndarray) -> np.ndarray | None:
         if columns[max(0, x - 2) : x + line.shape[1] + 2].any():
             sides[y : y + bh, x : x + line.shape[1]] |= line
     return sides
+
+
+SKEW_MAX = 10.0  # printed rules tilted up to this many degrees are levelled ...
+SKEW_MIN = 0.1  # ... from this many: closer to level, a rule is found as it is
+SKEW_STEP = 0.25  # degrees between the angles first tried
+
+
+def deskew(im: InkMap) -> InkMap:
+    """``im`` turned so that its printed rules are level, or ``im`` itself when
+    they already are or there is none (most images). :func:`erase_frames`
+    turns a page only to find a frame.
+
+    A phone photo of a form or a check is seldom square to the page: at a
+    degree of tilt a rule half a page wide falls through 14 rows, no row holds
+    it, and :func:`remove_rules` and :func:`erase_frames`, which look for
+    level lines, found none. A form's boxes then stayed joined to its digits.
+    The page is turned about its centre onto a canvas as wide and as tall as
+    the turned page; ``turn`` maps the boxes found back.
+    """
+    h, w = im.ink.shape
+    if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
+        return im
+    angle = _skew(im.ink > otsu_level(im.ink))
+    if angle is None or abs(angle) < SKEW_MIN:
+        return im
+    # (w, h) of the canvas: as tall as the turned page, as wide as the page was
+    # (a rule half the image wide stays one; the turned page's corners, which
+    # stick out by at most half its height times the sine, rarely hold ink)
+    rad = np.deg2rad(angle)
+    size = (w, int(np.ceil(h * abs(np.cos(rad)) + w * abs(np.sin(rad)))))
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    m[:, 2] += ((size[0] - w) / 2, (size[1] - h) / 2)
+    ink = cv2.warpAffine(im.ink, m, size, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    tone = None
+    if im.tone is not None:  # the paper's own tone beyond the corners
+        tone = cv2.warpAffine(
+            im.tone, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+    return replace(im, ink=ink, tone=tone, turn=Turn(angle, cv2.invertAffineTransform(m), (h, w)))
+
+
+def _skew(mask: np.ndarray) -> float | None:
+    """The angle in degrees (positive: falling to the right) of the longest
+    straight, thin line at least half the image wide and tilted by at most
+    SKEW_MAX (see :func:`_find_rule`), or None when there is none."""
+    rule = _find_rule(mask, max(25, mask.shape[1] // 2))
+    return None if rule is None or abs(rule.angle) > SKEW_MAX else rule.angle
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A straight line of ink: y = y0 + (x - x0) * slope through columns start..end-1."""
+
+    x0: float
+    y0: float
+    slope: float
+    start: int
+    end: int
+    width: float  # its median thickness, px
+
+    @property
+    def angle(self) -> float:
+        return float(np.rad2deg(np.arctan(self.slope)))
+
+    def at(self, xs: np.ndarray) -> np.ndarray:
+        """The line's row at columns ``xs``."""
+        return self.y0 + (xs - self.x0) * self.slope
+
+
+def _find_rule(mask: np.ndarray, length: int) -> _Rule | None:
+    """The most voted straight, thin line at most SKEW_MAX from level that
+    runs through 90% of ``length`` columns, or None when there is none.
+
+    Candidates are found by a Hough transform of the mask at quarter
+    resolution, SKEW_STEP apart; the first that is a rule is then fitted to
+    its pixels at full resolution (see :func:`_rule_near`). A filled shape or
+    a line of bold digits as wide gathers as many votes but is not thin.
+    """
+    h, w = mask.shape
+    m8 = mask.view(np.uint8)
+    if cv2.countNonZero(m8) < length:
+        return None
+    f = 4
+    # INTER_AREA averages: any ink in a 4x4 block leaves it above 0 (a 1-px line too)
+    small = cv2.resize(m8 * 255, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    candidates = cv2.HoughLines(
+        small,
+        1,
+        np.deg2rad(SKEW_STEP),
+        int(0.7 * length / f),
+        None,
+        0,
+        0,
+        np.deg2rad(90 - SKEW_MAX),
+        np.deg2rad(90 + SKEW_MAX + SKEW_STEP / 2),
+    )
+    if candidates is None:
+        return None
+    ys, xs = np.nonzero(mask)
+    for rho, theta in candidates[:5, 0]:
+        # the line at full resolution (quarter-res pixel j spans f*j .. f*j + f - 1)
+        ct, st = np.cos(theta), np.sin(theta)
+        r = f * rho + (f - 1) / 2 * (ct + st)
+        near = np.abs(xs * ct + ys * st - r) <= 2 * f
+        if np.count_nonzero(near) < 0.7 * length:
+            continue
+        vx, vy, x0, y0 = _fit_line(xs[near], ys[near])
+        if vx < np.cos(np.deg2rad(2 * SKEW_MAX)):
+            continue  # the pixels lie along a steeper line: no rule
+        rule = _rule_near(mask, x0, y0, vy / vx, length)
+        if rule is not None:
+            return rule
+    return None
+
+
+def _fit_line(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float]:
+    """The line through these pixels (robust to a few strokes off it): its unit
+    direction (vx >= 0) and a point on it."""
+    pts = np.column_stack([xs, ys]).astype(np.float32)
+    vx, vy, x0, y0 = (float(v) for v in cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel())
+    return (-vx, -vy, x0, y0) if vx < 0 else (vx, vy, x0, y0)
+
+
+def _rule_near(mask: np.ndarray, x0: float, y0: float, slope: float, length: int) -> _Rule | None:
+    """The rule near the line through (x0, y0) of ``slope``, or None when there
+    is no rule there.
+
+    The mask is read in a band along the line, column by column. A rule is
+    inked (within a pixel of the line) along a run of 90% of ``length``
+    columns, and thin there: the ink across it is thinner than half the band
+    (as in :func:`remove_rules`, the median over the run: digits crossing it
+    do not count). Its slope is then fitted to the centres of its ink in the
+    columns where it is alone (no thicker than its median): strokes crossing
+    or touching it would pull the fit.
+    """
+    h, w = mask.shape
+    pad = max(6, length // 40)
+    xs = np.arange(w)
+    offsets = np.arange(-pad, pad + 1)
+    rows = np.rint(y0 + (xs - x0) * slope).astype(int)[None, :] + offsets[:, None]
+    inside = (rows >= 0) & (rows < h)
+    band = mask[np.clip(rows, 0, h - 1), xs[None, :]] & inside
+    on = band[pad - 1 : pad + 2].any(axis=0).astype(np.uint8)
+    # gaps narrower than the band bridged: a faint rule photographed askew
+    # comes out of the threshold in dashes
+    on = cv2.morphologyEx(on[None, :], cv2.MORPH_CLOSE, np.ones((1, pad), np.uint8))[0]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    if not len(starts):
+        return None
+    i = int(np.argmax(ends - starts))
+    a, b = int(starts[i]), int(ends[i])
+    if b - a < 0.9 * length:
+        return None
+    run = band[:, a:b]
+    thick = run.sum(axis=0)
+    median = float(np.median(thick[thick > 0]))
+    if median > pad:
+        return None
+    alone = (thick > 0) & (thick <= median)
+    centres = (offsets @ run[:, alone]) / thick[alone] + rows[pad, a:b][alone]
+    slope, y0 = np.polyfit(xs[a:b][alone].astype(np.float64), centres, 1)
+    return _Rule(0.0, float(y0), float(slope), a, b, median)
 
 
 # --------------------------------------------------------------------------- MNIST style
@@ -1043,7 +1298,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     keep[piece.y - y0 : piece.y - y0 + piece.h, piece.x - x0 : piece.x - x0 + piece.w] = piece.mask
     digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
     bx, by, bw, bh = ink_box(piece.mask)
-    box = to_original((piece.x + bx, piece.y + by, bw, bh), im.scale)
+    box = im.to_original((piece.x + bx, piece.y + by, bw, bh))
     # the page around the piece, a digit height on every side: more than a line
     # view shows (lines.MARGIN and a quarter height), so its view is the same
     r = piece.h + 2

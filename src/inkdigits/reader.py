@@ -302,7 +302,7 @@ class Reader:
         for line in lines:
             row = []
             for p in line:
-                box = pre.to_original(p.box, im.scale)
+                box = im.to_original(p.box)
                 row.append(
                     self._result(crops[k], probs[k], box, not_a_digit(crops[k]), min_confidence)
                 )
@@ -488,7 +488,7 @@ class Reader:
                 xa, xb = max(a, p.x), min(b, p.x + p.w)
                 mask[p.y - y0 : p.y - y0 + p.h, xa - a : xb - a] |= p.mask[:, xa - p.x : xb - p.x]
             image = pre.to_mnist(im.ink[y0:y1, a:b], mask if mask.any() else None)
-            box = pre.to_original((a, y0, b - a, y1 - y0), im.scale)
+            box = im.to_original((a, y0, b - a, y1 - y0))
             out.append(self._result(image, per_step[t], box, None, min_confidence))
         return out
 
