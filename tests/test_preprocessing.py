@@ -416,6 +416,68 @@ def test_a_margin_line_standing_alone_is_erased_with_its_empty_strip():
     assert pre.erase_frames(one) is one
 
 
+def _seven(page: np.ndarray, x: int, y: int, size: int) -> None:
+    """A 7 drawn ``size`` px tall with its top-left corner at (x, y)."""
+    cv2.line(page, (x, y), (x + size * 2 // 3, y), (40, 40, 130), 5)
+    cv2.line(page, (x + size * 2 // 3, y), (x + size // 4, y + size), (40, 40, 130), 5)
+
+
+@pytest.mark.parametrize("angle", [0.0, 4.0])
+def test_boxes_drawn_around_single_digits_are_erased(angle):
+    # one box around a 7, and three boxes apart with a 7 in each, the last
+    # one's bar touching its box: no rule half the page wide, so the boxes were
+    # left, read as 0s or as 1s beside the digits ("5" in a box read "151");
+    # and the same photographed 4 degrees askew
+    page = np.full((300, 700, 3), 250, np.uint8)
+    cv2.rectangle(page, (40, 100), (140, 220), (60, 60, 60), 3)
+    _seven(page, 65, 125, 70)
+    for x0 in (250, 400, 550):
+        cv2.rectangle(page, (x0, 100), (x0 + 110, 220), (60, 60, 60), 2)
+        _seven(page, x0 + 25, 125, 70)
+    cv2.line(page, (552, 125), (580, 125), (40, 40, 130), 5)  # the bar to the side
+    if angle:
+        m = cv2.getRotationMatrix2D((350, 150), angle, 1.0)
+        page = cv2.warpAffine(page, m, (700, 300), borderMode=cv2.BORDER_REPLICATE)
+    im = pre.ink_map(page)
+    erased = pre.erase_frames(im)
+    if not angle:
+        for x in (40, 140, 250, 360, 400, 510, 550, 660):  # the boxes' sides
+            assert im.ink[150:200, x].max() > 0.5 and erased.ink[120:200, x].max() == 0
+        for y in (100, 220):  # their tops and bottoms
+            assert erased.ink[y, 40:141].max() == 0 and erased.ink[y, 250:661].max() == 0
+    mask, _ = pre.binarize(erased.ink)
+    comps = pre.connected_components(mask.view(np.uint8))
+    big = comps.stats[1:][comps.stats[1:, 4] > 100]
+    assert len(big) == 4 and (big[:, 3] < 90).all()  # four 7s, nothing box-sized
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["ellipse", "rounded", "filled", "open"],
+    ids=["a 0", "a square 0 with round corners", "a filled square", "a box with a side missing"],
+)
+def test_shapes_that_are_no_box_are_left(shape):
+    page = np.full((300, 400, 3), 250, np.uint8)
+    ink = (40, 40, 130)
+    if shape == "ellipse":
+        cv2.ellipse(page, (200, 150), (45, 70), 0, 0, 360, ink, 5)
+    elif shape == "rounded":  # straight sides, but a hand's round corners
+        for a, b in (((170, 80), (230, 80)), ((170, 220), (230, 220))):
+            cv2.line(page, a, b, ink, 5)
+        for a, b in (((140, 110), (140, 190)), ((260, 110), (260, 190))):
+            cv2.line(page, a, b, ink, 5)
+        for c, start in (((170, 110), 180), ((230, 110), 270), ((230, 190), 0), ((170, 190), 90)):
+            cv2.ellipse(page, c, (30, 30), 0, start, start + 90, ink, 5)
+    elif shape == "filled":
+        cv2.rectangle(page, (150, 80), (250, 220), ink, -1)
+    else:
+        cv2.line(page, (150, 80), (250, 80), ink, 3)
+        cv2.line(page, (150, 80), (150, 220), ink, 3)
+        cv2.line(page, (150, 220), (250, 220), ink, 3)
+    im = pre.ink_map(page)
+    assert pre.erase_frames(im) is im
+
+
 def test_pen_strokes_that_fill_a_checks_field_are_no_frame():
     # an amount field's two rules, and three straight stems from the top rule to
     # the bottom one (a check's 1s and 7s written to fill the field), unevenly

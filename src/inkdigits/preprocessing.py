@@ -691,8 +691,9 @@ def erase_frames(im: InkMap) -> InkMap:
     are gone those lines stand alone, as tall and thin as a 1, and were read
     as 1s between the digits. Where the ruled lines are too pale to be found,
     a margin line stands alone from edge to edge; it goes, with its strip of
-    margin when nothing is written there (see :func:`_margin_lines`). ``im``
-    itself when there are none (most images: no rule at all).
+    margin when nothing is written there (see :func:`_margin_lines`). Where
+    there is neither, boxes drawn around single digits go (see
+    :func:`_erase_boxes`). ``im`` itself when there are none (most images).
 
     A form photographed askew is turned level first (see :func:`deskew`), and
     kept turned only if that finds a frame: a single rule (a check's amount
@@ -704,16 +705,127 @@ def erase_frames(im: InkMap) -> InkMap:
     h, w = im.ink.shape
     if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
         return im
-    turned = deskew(im)
+    mask = im.ink > otsu_level(im.ink)  # the ink the lines are looked for in
+    turned = deskew(im, mask)
     if turned is not im:
         erased = _erase_level_frames(turned)
         if erased is not turned:
             return erased
-    return _erase_level_frames(im)
+    erased = _erase_level_frames(im, mask)
+    return erased if erased is not im else _erase_boxes(im, mask)
 
 
-def _erase_level_frames(im: InkMap) -> InkMap:
-    """:func:`erase_frames` for frames whose rules are level, and margin lines."""
+BOX_SIDE = 15  # a box drawn around a digit is at least this many px on each side
+
+
+def _erase_boxes(im: InkMap, mask: np.ndarray) -> InkMap:
+    """``im`` without the boxes drawn around single digits: each a piece of ink
+    that is a rectangle's outline (see :func:`_box_sides`), alone or with the
+    digit inside touching it. A form's separate boxes (a gap between them),
+    or one box, are shorter than the rules :func:`erase_frames` looks for;
+    left, a box read as a 0 or as 1s around its digit ("5" in a box: "151").
+    ``mask``: the ink above Otsu's threshold.
+    """
+    comps = connected_components(mask.view(np.uint8))
+    sides = None
+    for i in range(1, comps.n):
+        x, y, bw, bh, area = (int(v) for v in comps.stats[i])
+        if bw < BOX_SIDE or bh < BOX_SIDE or area > 0.6 * bw * bh:
+            continue
+        found = _box_sides(comps.mask_of(i))
+        if found is not None:
+            if sides is None:
+                sides = np.zeros_like(mask)
+            sides[y : y + bh, x : x + bw] |= found
+    if sides is None:
+        return im
+    # the lines' soft edges and anti-aliasing too
+    sides = cv2.dilate(sides.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return replace(im, ink=np.where(sides, np.float32(0), im.ink))
+
+
+def _box_sides(own: np.ndarray) -> np.ndarray | None:
+    """The pixels of ``own`` (a piece of ink over its own box) that are a
+    rectangle's four straight sides and the straight dividers between its
+    cells, or None when it is no such outline.
+
+    Each side is the outermost ink along one edge of the piece's box (see
+    :func:`_box_side`): it must run along 90% of that edge, straight (within
+    2 px of a line, at most SKEW_MAX from the edge: a photo's tilt) and thin
+    (at most a third of the band it is looked for in, a sixth of the box's
+    smaller side). No hand draws a 0 or a 4 that square. Dividers are
+    straight, thin vertical lines from the top side to the bottom one that cut
+    the box into cells of one width (to within 15%): a 1 written in a box
+    seldom touches both its sides, and never at that spacing.
+    """
+    h, w = own.shape
+    b = max(3, min(h, w) // 6)
+    out = np.zeros_like(own)
+    depths, widths = [], []  # how far into the box each side reaches, and how thick
+    # the bands along the top, bottom, left and right edges, each seen from its edge
+    # (a view of ``out`` the same way round receives the side's pixels)
+    for band, dest in (
+        (own[:b], out[:b]),
+        (own[::-1][:b], out[::-1][:b]),
+        (own.T[:b], out.T[:b]),
+        (own.T[::-1][:b], out.T[::-1][:b]),
+    ):
+        side = _box_side(band)
+        if side is None:
+            return None
+        pixels, depth, width = side
+        dest |= pixels
+        depths.append(depth)
+        widths.append(width)
+    top, bottom, left, right = depths
+    if top + bottom >= h or left + right >= w:
+        return None
+    # dividers: runs of columns inked along 90% of the inside's height
+    inside = own[top : h - bottom, left : w - right]
+    full = np.concatenate([[0], (inside.mean(axis=0) >= 0.9).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(full))
+    runs = [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
+    runs = [(s, e) for s, e in runs if e - s <= max(3, 2 * max(widths))]
+    if runs:
+        centres = [0.0] + [left + (s + e) / 2 for s, e in runs] + [float(w)]
+        steps = np.diff(centres)
+        if np.all(np.abs(steps / np.median(steps) - 1) <= 0.15):
+            for s, e in runs:
+                out[top : h - bottom, left + s : left + e] |= inside[:, s:e]
+    return out
+
+
+def _box_side(band: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """One side of a box in ``band``, the rows along one edge of a piece's box
+    (row 0 at the edge): its pixels, how many rows of the band it reaches
+    into, and its thickness; None when the outermost ink there is no straight,
+    thin line along 90% of the edge (a photo's tilt up to SKEW_MAX allowed)."""
+    b, n = band.shape
+    inked = band.any(axis=0)
+    if inked.mean() < 0.9:
+        return None
+    cols = np.flatnonzero(inked).astype(np.float64)
+    first = np.argmax(band, axis=0)[inked].astype(np.float64)  # the outermost ink
+    width = int(np.median(band.sum(axis=0)[inked]))
+    if 3 * width > b:
+        return None
+    # a straight line through the outermost ink (a box's corner, where the next
+    # side leaves the edge, is off it: fitted again without what is off it)
+    on = np.ones(len(cols), bool)
+    for _ in range(2):
+        slope, at0 = np.polyfit(cols[on], first[on], 1)
+        on = np.abs(first - (slope * cols + at0)) <= 2
+        if on.sum() < 0.9 * n or abs(slope) > np.tan(np.deg2rad(SKEW_MAX)):
+            return None
+    line = slope * np.arange(n) + at0  # its outer edge, column by column
+    rows = np.arange(b)[:, None]
+    pixels = band & (rows >= line[None, :] - 1) & (rows <= line[None, :] + width + 1)
+    return pixels, int(np.ceil(line.max())) + width + 2, width
+
+
+def _erase_level_frames(im: InkMap, mask: np.ndarray | None = None) -> InkMap:
+    """:func:`erase_frames` for frames whose rules are level, and margin lines
+    (``mask``: the ink above Otsu's threshold, when already known)."""
     h, w = im.ink.shape
     # no row with a rule's length of ink even at the floor, and no ink in the top
     # or the bottom row (a margin line runs through both): no frame (cheap, and
@@ -723,7 +835,8 @@ def _erase_level_frames(im: InkMap) -> InkMap:
     edge_to_edge = bool(floor[0].any() and floor[-1].any())
     if not (long_row or edge_to_edge):
         return im
-    mask = im.ink > otsu_level(im.ink)
+    if mask is None:
+        mask = im.ink > otsu_level(im.ink)
     rules = _rules(mask) if long_row else None
     if rules is not None:
         sides = _frame_sides(mask & ~rules, rules)
@@ -858,7 +971,7 @@ SKEW_MIN = 0.1  # ... from this many: closer to level, a rule is found as it is
 SKEW_STEP = 0.25  # degrees between the angles first tried
 
 
-def deskew(im: InkMap) -> InkMap:
+def deskew(im: InkMap, mask: np.ndarray | None = None) -> InkMap:
     """``im`` turned so that its printed rules are level, or ``im`` itself when
     they already are or there is none (most images). :func:`erase_frames`
     turns a page only to find a frame.
@@ -868,12 +981,13 @@ def deskew(im: InkMap) -> InkMap:
     it, and :func:`remove_rules` and :func:`erase_frames`, which look for
     level lines, found none. A form's boxes then stayed joined to its digits.
     The page is turned about its centre onto a canvas as wide and as tall as
-    the turned page; ``turn`` maps the boxes found back.
+    the turned page; ``turn`` maps the boxes found back. ``mask``: the ink
+    above Otsu's threshold, when already known.
     """
     h, w = im.ink.shape
     if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
         return im
-    angle = _skew(im.ink > otsu_level(im.ink))
+    angle = _skew(im.ink > otsu_level(im.ink) if mask is None else mask)
     if angle is None or abs(angle) < SKEW_MIN:
         return im
     # (w, h) of the canvas: as tall as the turned page, as wide as the page was

@@ -365,15 +365,16 @@ def dataset(seed: int, count: int, images: np.ndarray, labels: np.ndarray, numbe
         yield render(rng, images, labels, n)
 
 
-FORMS = ("boxes", "ruled")
+FORMS = ("boxes", "apart", "ruled")
 
 
 def form(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, paper: str) -> Sample:
     """2-6 digits in blue pen, one to a cell 1.4 digits wide, written on a form.
 
     ``paper="boxes"``: a row of boxes drawn in dark grey, the digits inside
-    (their sides would read as 1s if left); ``"ruled"``: a notebook's page ruled
-    in light blue every 0.9 digit heights, with a red margin line. Digits 30-120
+    (their sides would read as 1s if left); ``"apart"``: the same boxes with a
+    gap of 0.3 of a box between them; ``"ruled"``: a notebook's page ruled in
+    light blue every 0.9 digit heights, with a red margin line. Digits 30-120
     px tall, the default pen, no rotation or blur: what is tested is the paper.
     """
     if paper not in FORMS:
@@ -381,10 +382,11 @@ def form(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, paper
     n, h = int(rng.integers(2, 7)), int(rng.integers(30, 120))
     idx = rng.integers(0, len(images), n)
     cell = int(h * 1.4)
-    page = np.full((cell * 3, cell * (n + 2), 3), (245, 243, 235), np.float32)
-    if paper == "boxes":
+    step = cell + (int(0.3 * cell) if paper == "apart" else 0)  # from one box to the next
+    page = np.full((cell * 3, step * n + 2 * cell, 3), (245, 243, 235), np.float32)
+    if paper in ("boxes", "apart"):
         for j in range(n):
-            x0 = cell * (j + 1)
+            x0 = cell + step * j
             cv2.rectangle(
                 page, (x0, cell - h // 5), (x0 + cell, 2 * cell), (60, 60, 60), max(1, h // 30)
             )
@@ -397,7 +399,7 @@ def form(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, paper
         g = digit_alpha(images[i], h, 0.0)
         y0, x0 = (
             cell + (cell - g.shape[0]) // 2 - h // 10,
-            cell * (j + 1) + (cell - g.shape[1]) // 2,
+            cell + step * j + (cell - g.shape[1]) // 2,
         )
         alpha[y0 : y0 + g.shape[0], x0 : x0 + g.shape[1]] = g
     img = page * (1 - alpha[..., None]) + np.array([30, 40, 120], np.float32) * alpha[..., None]
