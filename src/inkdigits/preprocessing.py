@@ -799,7 +799,10 @@ def _box_side(band: np.ndarray) -> tuple[np.ndarray, int, int] | None:
     """One side of a box in ``band``, the rows along one edge of a piece's box
     (row 0 at the edge): its pixels, how many rows of the band it reaches
     into, and its thickness; None when the outermost ink there is no straight,
-    thin line along 90% of the edge (a photo's tilt up to SKEW_MAX allowed)."""
+    thin line along 90% of the edge. A photo's tilt is allowed (the line's
+    slope up to SKEW_MAX), but 90% of the edge must lie on the line: past
+    about 5 degrees a square box's corner, where the next side leaves the
+    edge, takes more than a tenth of it."""
     b, n = band.shape
     inked = band.any(axis=0)
     if inked.mean() < 0.9:
