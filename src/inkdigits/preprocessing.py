@@ -239,6 +239,15 @@ class InkMap:
     # the page was turned to make its printed rules level (see :func:`deskew`):
     # how, to map boxes back; None when it was not
     turn: Turn | None = None
+    # otsu()'s level, once computed (not copied by dataclasses.replace: new ink)
+    _otsu: float | None = field(default=None, init=False, repr=False, compare=False)
+
+    def otsu(self) -> float:
+        """:func:`otsu_level` of the ink, computed once: the frames' search and
+        :func:`binarize` both need it."""
+        if self._otsu is None:
+            self._otsu = otsu_level(self.ink)
+        return self._otsu
 
     def to_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """A box (x, y, w, h) in this map's pixels -> the box around it in the
@@ -578,18 +587,21 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.minimum(r, 255.0).astype(np.uint8)
 
 
-def binarize(ink: np.ndarray, faint_strokes: bool = False) -> tuple[np.ndarray, float]:
+def binarize(
+    ink: np.ndarray, faint_strokes: bool = False, thr: float | None = None
+) -> tuple[np.ndarray, float]:
     """Ink mask by Otsu on the ink map, never below INK_FLOOR; returns (mask, threshold).
 
     Printed rules (long, thin horizontal lines under amounts and on forms) are
     removed from the mask. ``faint_strokes`` also keeps weaker ink joined to
     the strokes (see :func:`_hysteresis`): right for one digit, wrong for a
     number, whose digits faint ligatures and smears would join (on the ORAND
-    check amounts it cost 8 points of exact matches).
+    check amounts it cost 8 points of exact matches). ``thr``: the ink's
+    :func:`otsu_level`, when already known (``InkMap.otsu``).
     """
     if float(ink.max(initial=0.0)) < MIN_CONTRAST:
         return np.zeros(ink.shape, bool), 1.0
-    thr = otsu_level(ink)
+    thr = otsu_level(ink) if thr is None else thr
     mask = _hysteresis(ink, thr) if faint_strokes else ink > thr
     return remove_rules(mask), thr
 
@@ -676,6 +688,12 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
     return mask & ~rules
 
 
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of True (or nonzero) in a 1-D array: (start, end) each, end excluded."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (flags != 0).astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def _rules(mask: np.ndarray) -> np.ndarray | None:
     """The pixels of the printed rules :func:`remove_rules` erases (with their
     soft edges), or None when there is none."""
@@ -705,7 +723,7 @@ def erase_frames(im: InkMap) -> InkMap:
     h, w = im.ink.shape
     if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
         return im
-    mask = im.ink > otsu_level(im.ink)  # the ink the lines are looked for in
+    mask = im.ink > im.otsu()  # the ink the lines are looked for in
     turned = deskew(im, mask)
     if turned is not im:
         erased = _erase_level_frames(turned)
@@ -737,11 +755,8 @@ def _erase_boxes(im: InkMap, mask: np.ndarray) -> InkMap:
             if sides is None:
                 sides = np.zeros_like(mask)
             sides[y : y + bh, x : x + bw] |= found
-    if sides is None:
-        return im
-    # the lines' soft edges and anti-aliasing too
-    sides = cv2.dilate(sides.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return replace(im, ink=np.where(sides, np.float32(0), im.ink))
+    # the lines' soft edges and anti-aliasing too, on every side
+    return im if sides is None else _without(im, sides, (5, 5))
 
 
 def _box_sides(own: np.ndarray) -> np.ndarray | None:
@@ -782,10 +797,9 @@ def _box_sides(own: np.ndarray) -> np.ndarray | None:
         return None
     # dividers: runs of columns inked along 90% of the inside's height
     inside = own[top : h - bottom, left : w - right]
-    full = np.concatenate([[0], (inside.mean(axis=0) >= 0.9).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(full))
-    runs = [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2], strict=True)]
-    runs = [(s, e) for s, e in runs if e - s <= max(3, 2 * max(widths))]
+    runs = [
+        (s, e) for s, e in _runs(inside.mean(axis=0) >= 0.9) if e - s <= max(3, 2 * max(widths))
+    ]
     if runs:
         centres = [0.0] + [left + (s + e) / 2 for s, e in runs] + [float(w)]
         steps = np.diff(centres)
@@ -839,17 +853,20 @@ def _erase_level_frames(im: InkMap, mask: np.ndarray | None = None) -> InkMap:
     if not (long_row or edge_to_edge):
         return im
     if mask is None:
-        mask = im.ink > otsu_level(im.ink)
+        mask = im.ink > im.otsu()
     rules = _rules(mask) if long_row else None
     if rules is not None:
         sides = _frame_sides(mask & ~rules, rules)
     else:
         sides = _margin_lines(mask) if edge_to_edge else None
-    if sides is None:
-        return im
-    # the lines' soft edges and anti-aliasing too
-    sides = cv2.dilate(sides.astype(np.uint8), np.ones((1, 5), np.uint8)) > 0
-    return replace(im, ink=np.where(sides, np.float32(0), im.ink))
+    # the lines' soft edges and anti-aliasing too, beside them
+    return im if sides is None else _without(im, sides, (1, 5))
+
+
+def _without(im: InkMap, pixels: np.ndarray, grow: tuple[int, int]) -> InkMap:
+    """``im`` with no ink at ``pixels`` grown by a ``grow`` (rows, columns) rectangle."""
+    gone = cv2.dilate(pixels.view(np.uint8), np.ones(grow, np.uint8)) > 0
+    return replace(im, ink=np.where(gone, np.float32(0), im.ink))
 
 
 FRAME_SIDE = 8  # straight vertical runs at least this long can be the sides of a frame
@@ -990,7 +1007,7 @@ def deskew(im: InkMap, mask: np.ndarray | None = None) -> InkMap:
     h, w = im.ink.shape
     if w < 50 or float(im.ink.max(initial=0.0)) < MIN_CONTRAST:
         return im
-    angle = _skew(im.ink > otsu_level(im.ink) if mask is None else mask)
+    angle = _skew(im.ink > im.otsu() if mask is None else mask)
     if angle is None or abs(angle) < SKEW_MIN:
         return im
     # (w, h) of the canvas: as tall as the turned page, as wide as the page was
@@ -1019,9 +1036,8 @@ def _skew(mask: np.ndarray) -> float | None:
 
 @dataclass(frozen=True)
 class _Rule:
-    """A straight line of ink: y = y0 + (x - x0) * slope through columns start..end-1."""
+    """A straight line of ink: y = y0 + x * slope through columns start..end-1."""
 
-    x0: float
     y0: float
     slope: float
     start: int
@@ -1034,7 +1050,7 @@ class _Rule:
 
     def at(self, xs: np.ndarray) -> np.ndarray:
         """The line's row at columns ``xs``."""
-        return self.y0 + (xs - self.x0) * self.slope
+        return self.y0 + xs * self.slope
 
 
 def _find_rule(mask: np.ndarray, length: int) -> _Rule | None:
@@ -1114,12 +1130,10 @@ def _rule_near(mask: np.ndarray, x0: float, y0: float, slope: float, length: int
     # gaps narrower than the band bridged: a faint rule photographed askew
     # comes out of the threshold in dashes
     on = cv2.morphologyEx(on[None, :], cv2.MORPH_CLOSE, np.ones((1, pad), np.uint8))[0]
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(np.int8), [0]])))
-    starts, ends = edges[::2], edges[1::2]
-    if not len(starts):
+    runs = _runs(on)
+    if not runs:
         return None
-    i = int(np.argmax(ends - starts))
-    a, b = int(starts[i]), int(ends[i])
+    a, b = max(runs, key=lambda r: r[1] - r[0])  # the longest (the first of equals)
     if b - a < 0.9 * length:
         return None
     run = band[:, a:b]
@@ -1130,7 +1144,7 @@ def _rule_near(mask: np.ndarray, x0: float, y0: float, slope: float, length: int
     alone = (thick > 0) & (thick <= median)
     centres = (offsets @ run[:, alone]) / thick[alone] + rows[pad, a:b][alone]
     slope, y0 = np.polyfit(xs[a:b][alone].astype(np.float64), centres, 1)
-    return _Rule(0.0, float(y0), float(slope), a, b, median)
+    return _Rule(float(y0), float(slope), a, b, median)
 
 
 # --------------------------------------------------------------------------- MNIST style
@@ -1401,7 +1415,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     from .segmentation import main_piece
 
     im = erase_frames(ink_map(load_image(src, max_pixels)))
-    mask, _ = binarize(im.ink, faint_strokes=True)
+    mask, _ = binarize(im.ink, faint_strokes=True, thr=im.otsu())
     piece = main_piece(mask, im.ink)
     if piece is None:
         return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)

@@ -261,7 +261,7 @@ class Reader:
         lines as found (the line model sees them whole) and, for those with
         digits, the line's index and its digit pieces (see ``seg.find_digits``)."""
         im = pre.erase_frames(pre.ink_map(rgb))
-        mask, threshold = pre.binarize(im.ink)
+        mask, threshold = pre.binarize(im.ink, thr=im.otsu())
         whole = self.whole if self.whole_check is not None else None
         raw_lines, found_lines = seg.find_digits(
             mask, im.ink, self.classify, pre.to_mnist, whole, threshold, im.tone
