@@ -422,12 +422,13 @@ def _seven(page: np.ndarray, x: int, y: int, size: int) -> None:
     cv2.line(page, (x + size * 2 // 3, y), (x + size // 4, y + size), (40, 40, 130), 5)
 
 
-@pytest.mark.parametrize("angle", [0.0, 4.0])
+@pytest.mark.parametrize("angle", [0.0, 4.0, -7.0, 10.0])
 def test_boxes_drawn_around_single_digits_are_erased(angle):
     # one box around a 7, and three boxes apart with a 7 in each, the last
     # one's bar touching its box: no rule half the page wide, so the boxes were
     # left, read as 0s or as 1s beside the digits ("5" in a box read "151");
-    # and the same photographed 4 degrees askew
+    # and the same photographed askew (past about 5 degrees a box's corner
+    # takes a tenth of each edge off its side: the box is turned level first)
     page = np.full((300, 700, 3), 250, np.uint8)
     cv2.rectangle(page, (40, 100), (140, 220), (60, 60, 60), 3)
     _seven(page, 65, 125, 70)
@@ -451,12 +452,13 @@ def test_boxes_drawn_around_single_digits_are_erased(angle):
     assert len(big) == 4 and (big[:, 3] < 90).all()  # four 7s, nothing box-sized
 
 
+@pytest.mark.parametrize("angle", [0.0, 6.0])
 @pytest.mark.parametrize(
     "shape",
     ["ellipse", "rounded", "filled", "open"],
     ids=["a 0", "a square 0 with round corners", "a filled square", "a box with a side missing"],
 )
-def test_shapes_that_are_no_box_are_left(shape):
+def test_shapes_that_are_no_box_are_left(shape, angle):
     page = np.full((300, 400, 3), 250, np.uint8)
     ink = (40, 40, 130)
     if shape == "ellipse":
@@ -474,6 +476,9 @@ def test_shapes_that_are_no_box_are_left(shape):
         cv2.line(page, (150, 80), (250, 80), ink, 3)
         cv2.line(page, (150, 80), (150, 220), ink, 3)
         cv2.line(page, (150, 220), (250, 220), ink, 3)
+    if angle:  # photographed askew: not turned level into a box either
+        m = cv2.getRotationMatrix2D((200, 150), angle, 1.0)
+        page = cv2.warpAffine(page, m, (400, 300), borderMode=cv2.BORDER_REPLICATE)
     im = pre.ink_map(page)
     assert pre.erase_frames(im) is im
 
