@@ -5,7 +5,7 @@ amount; forms have more. ``synth.form`` writes 2-6 MNIST *test* digits in blue
 pen, one to a cell, in a row of dark grey boxes or on a page ruled in light
 blue with a red margin line:
 
-    python bench/forms.py [--pages 200] [--seed 0] [--angles 0 1 3 5]
+    python bench/forms.py [--pages 200] [--seed 0] [--angles 0 1 3 5] [--papers ruled]
 
 With --angles, each page is also read photographed askew: turned by each
 angle in degrees (counter-clockwise) about its centre, its edges continued.
@@ -32,10 +32,17 @@ def main() -> None:
     p.add_argument(
         "--angles", type=float, nargs="+", default=[0.0], help="turn each page by these degrees"
     )
+    p.add_argument(
+        "--papers",
+        nargs="+",
+        choices=synth.FORMS,
+        default=list(synth.FORMS),
+        help="read only these papers (default: all)",
+    )
     args = p.parse_args()
     mnist = data.load_mnist()
     reader = Reader(min_confidence=0.0)
-    for paper in synth.FORMS:
+    for paper in args.papers:
         for angle in args.angles:
             misses = []
             for seed in range(args.seed, args.seed + args.pages):

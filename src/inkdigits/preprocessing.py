@@ -909,8 +909,12 @@ def _erase_level_frames(im: InkMap, mask: np.ndarray | None = None) -> InkMap:
     rules = _rules(mask) if long_row else None
     if rules is not None:
         sides = _frame_sides(mask & ~rules, rules)
+    elif edge_to_edge:
+        sides = _margin_lines(mask)
+        if sides is None:  # a pale line photographed askew: dashes at Otsu's level
+            sides = _margin_lines(mask, im.ink > max(INK_FLOOR, RETRY_SHARE * im.otsu()))
     else:
-        sides = _margin_lines(mask) if edge_to_edge else None
+        sides = None
     # the lines' soft edges and anti-aliasing too, beside them
     return im if sides is None else _without(im, sides, (1, 5))
 
@@ -925,18 +929,28 @@ FRAME_SIDE = 8  # straight vertical runs at least this long can be the sides of 
 LINE_COVER = 0.8  # a line's columns hold ink over this share of its run's length
 
 
-def _margin_lines(mask: np.ndarray) -> np.ndarray | None:
+MARGIN_THIN = 25  # a margin line is at most 1/25 as wide as it is long (a 1 cropped tight is not)
+
+
+def _margin_lines(mask: np.ndarray, low: np.ndarray | None = None) -> np.ndarray | None:
     """A straight, thin line from the image's top edge to its bottom edge, at
-    most SKEW_MAX from upright and at least twice as tall as any other ink: a
+    most SKEW_MAX from upright, at most 1/MARGIN_THIN as wide as it is long,
+    and at least twice as tall as any other ink: a
     notebook's margin line when its ruled lines are too pale for the
     threshold (otherwise :func:`_frame_sides` finds it between them). It stood
     alone, a 1 before the number. With it, the margin's strip between it and
     the edge. None when there is none, when nothing else is left to read (a 1
     cropped tight is such a line too), or when the strip is written in.
+
+    ``low``: the ink at a lower level than ``mask``'s, to look for the line in
+    (the other ink is still ``mask``'s). A pale line photographed askew falls
+    across columns, its ink shared between two: at Otsu's level it comes out
+    in dashes, each a 1 of its own.
     """
     h, w = mask.shape
-    rule = _find_rule(np.ascontiguousarray(mask.T), h)  # rows and columns swapped
-    if rule is None or rule.start > 1 or rule.end < h - 1:
+    lines = mask if low is None else low
+    rule = _find_rule(np.ascontiguousarray(lines.T), h)  # rows and columns swapped
+    if rule is None or rule.start > 1 or rule.end < h - 1 or rule.width > h / MARGIN_THIN:
         return None
     # the line's column in each row, and its pixels (with their soft edges)
     centre = rule.at(np.arange(h, dtype=np.float64))[:, None]
@@ -949,13 +963,20 @@ def _margin_lines(mask: np.ndarray) -> np.ndarray | None:
         return None
     # The margin's strip, between the line and the edge, holds the pale rules'
     # stubs: alone, stacked like a 5 or an E to the line model. It goes with
-    # the line, when nothing above the threshold is in it; otherwise (a note in
-    # the margin, or the rules' stubs themselves, broken into dashes by a tilt)
-    # the line stays too.
+    # the line when nothing above the threshold is written in it: no ink, or
+    # only dashes and specks no taller than the line is wide and 2 px (the
+    # rules' stubs and the bits of them beside the line, when the rules are
+    # dark enough for the threshold but too tilted to be found). Otherwise (a
+    # note in the margin) the line stays too.
+    ws, hs = comps.stats[:, 2], comps.stats[:, 3]
+    dash = (ws > 3 * hs) | (hs <= rule.width + 2)
+    (ox, oy), labels = comps.origin, comps.labels
+    written = np.zeros_like(rest)
+    written[oy : oy + labels.shape[0], ox : ox + labels.shape[1]] = (labels > 0) & ~dash[labels]
     left = columns < centre
-    if not (rest & left).any():
+    if not (written & left).any():
         return line | left
-    if not (rest & ~left).any():
+    if not (written & ~left).any():
         return line | ~left
     return None
 

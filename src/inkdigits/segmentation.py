@@ -920,10 +920,12 @@ def faint_digits(
     found (``taken``: their pixels), is FAINT_TALL digit heights tall within
     the rows of the line's digits, is a pen line rather than a blot (it
     covers at most half its box, or is as narrow as a 1's stroke), overlaps
-    none of the line's pieces in x and is at most 1.5 digit heights from them, and
-    makes a readable digit (its MNIST-style crop, kept on the piece, has at
-    least DIGIT_COVERAGE[0] ink: the stem alone of a faint 4 does not). More
-    than two such digits in a line are a texture, and none is taken.
+    none of the line's pieces in x and is at most 1.5 digit heights from them, is
+    not made of bars alone (dashes stacked: the stubs of a ruled page's pale
+    lines beside its erased margin, see :func:`_bar`), and makes a readable
+    digit (its MNIST-style crop, kept on the piece, has at least
+    DIGIT_COVERAGE[0] ink: the stem alone of a faint 4 does not). More than
+    two such digits in a line are a texture, and none is taken.
     """
     height = digit_height(line)
     tall = [p for p in line if p.h >= 0.6 * height]
@@ -961,6 +963,7 @@ def faint_digits(
             and (c.area <= 0.5 * c.w * c.h or c.w <= 0.25 * c.h)
             and min(_x_gap(c, p) for p in line) <= 1.5 * height
             and not any(_x_gap(c, p) < 0 and _share_rows(c, p) for p in line)
+            and not all(_bar(q) for q in components(c.mask))
         ):
             if coverage(crops([c], ink, to_mnist)[0]) >= DIGIT_COVERAGE[0]:
                 out.append(c)  # its crop stays on it (crops)
