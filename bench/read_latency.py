@@ -3,7 +3,8 @@
     python bench/read_latency.py [--repeats 50] [--model PATH]
 
 In-process figures are medians over --repeats calls after a warm-up (the
-image is decoded from PNG bytes each time: end to end), first in a plain
+image is decoded from PNG bytes each time: end to end; the one-digit photo
+is also read as a JPEG, as a phone saves it), first in a plain
 Python process, then with the allocator tuned as the `inkdigits` commands and
 the server tune it (inkdigits._memory.tune_memory). The cold start is the
 median wall time of 5 runs of `inkdigits read IMAGE` in a fresh process.
@@ -31,6 +32,13 @@ from inkdigits.reader import Reader
 def png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def jpeg(img: np.ndarray) -> bytes:
+    """``img`` as a phone saves a photo: JPEG, quality 90."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 
@@ -73,7 +81,8 @@ def main() -> None:
     mnist = data.load_mnist()
     rng = np.random.default_rng(0)
     reader = Reader(args.model)
-    one = png(fit(photo(rng, mnist, 1, 120), 640, 480))
+    one_photo = fit(photo(rng, mnist, 1, 120), 640, 480)
+    one, one_jpeg = png(one_photo), jpeg(one_photo)
     ten = png(fit(photo(rng, mnist, 10, 60), 1000, 300))
     # touching digits: the splitter reads every candidate segment (after the
     # two above, so their images stay what they were)
@@ -85,6 +94,10 @@ def main() -> None:
         print(
             f"one digit, 640x480 photo (PNG bytes -> result), {how}: "
             f"{timed(lambda: reader.read_digit(one), args.repeats):.1f} ms median"
+        )
+        print(
+            f"one digit, the same photo as a JPEG (quality 90), {how}: "
+            f"{timed(lambda: reader.read_digit(one_jpeg), args.repeats):.1f} ms median"
         )
         print(
             f"10-digit number, 1000x300 photo, {how}:                "

@@ -1297,6 +1297,10 @@ def normalise_stroke(soft: np.ndarray, mask: np.ndarray, pen: float | None = Non
     return op(soft, kernel)
 
 
+_BOX_GRID = np.mgrid[:MNIST_BOX, :MNIST_BOX]  # rows and columns of the 20x20 box (made once)
+_BOX_GRID.flags.writeable = False
+
+
 def to_mnist(
     soft: np.ndarray, mask: np.ndarray | None = None, pen: float | None = None
 ) -> np.ndarray:
@@ -1335,7 +1339,7 @@ def to_mnist(
         return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     box = box / peak * 255.0
     # paste so that the centre of mass lands at the centre (integer shift, as MNIST)
-    yy, xx = np.mgrid[:MNIST_BOX, :MNIST_BOX]
+    yy, xx = _BOX_GRID
     total = box.sum()
     cy, cx = (box * yy).sum() / total, (box * xx).sum() / total
     oy = int(round(MNIST_CENTER - cy))
