@@ -964,7 +964,7 @@ def _margin_lines(mask: np.ndarray, low: np.ndarray | None = None) -> np.ndarray
     # The margin's strip, between the line and the edge, holds the pale rules'
     # stubs: alone, stacked like a 5 or an E to the line model. It goes with
     # the line when nothing above the threshold is written in it: no ink, or
-    # only dashes and specks no taller than the line is wide and 2 px (the
+    # only dashes and specks at most the line's width plus 2 px tall (the
     # rules' stubs and the bits of them beside the line, when the rules are
     # dark enough for the threshold but too tilted to be found). Otherwise (a
     # note in the margin) the line stays too.
