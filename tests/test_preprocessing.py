@@ -430,8 +430,8 @@ def test_a_ruled_pages_margin_photographed_askew_is_erased(mnist, seed, angle):
     # a degree or more askew, the pale margin line came out of Otsu's threshold
     # in dashes (seed 11, whose rules are paler still), or the tilted rules'
     # stubs in its strip kept it (seed 14, rules dark enough for the threshold
-    # but in dashes too): it stayed, a 1 before the number (155 of 200 ruled
-    # pages read right at 1 degree, 179 at 3)
+    # but in dashes too): it stayed, and on many pages read as a 1 or a 5
+    # before the number (155 of 200 ruled pages read right at 1 degree, 179 at 3)
     page = synth.form(np.random.default_rng(seed), mnist.test_images, mnist.test_labels, "ruled")
     h, w = page.image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
