@@ -297,6 +297,16 @@ class Components:
         ox, oy = self.origin
         return self.labels[y - oy : y - oy + h, x - ox : x - ox + w] == i
 
+    def pixels(self, keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The pixels of every component ``i`` with ``keep[i]`` (``keep[0]``, the
+        background, is ignored), bool, over the whole image of ``shape``."""
+        keep = keep.copy()
+        keep[0] = False
+        (ox, oy), (h, w) = self.origin, self.labels.shape
+        out = np.zeros(shape, bool)
+        out[oy : oy + h, ox : ox + w] = keep[self.labels]
+        return out
+
 
 def connected_components(mask: np.ndarray) -> Components:
     """8-connected components of a 0/1 uint8 mask, the same as OpenCV's, several times faster.
@@ -651,10 +661,7 @@ def _hysteresis(ink: np.ndarray, thr: float) -> np.ndarray:
     h, w = labels.shape
     keep = np.zeros(comps.n, bool)
     keep[labels[strong[oy : oy + h, ox : ox + w]]] = True
-    keep[0] = False
-    mask = np.zeros_like(strong)
-    mask[oy : oy + h, ox : ox + w] = keep[labels]
-    return mask
+    return comps.pixels(keep, strong.shape)
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
@@ -970,9 +977,7 @@ def _margin_lines(mask: np.ndarray, low: np.ndarray | None = None) -> np.ndarray
     # note in the margin) the line stays too.
     ws, hs = comps.stats[:, 2], comps.stats[:, 3]
     dash = (ws > 3 * hs) | (hs <= rule.width + 2)
-    (ox, oy), labels = comps.origin, comps.labels
-    written = np.zeros_like(rest)
-    written[oy : oy + labels.shape[0], ox : ox + labels.shape[1]] = (labels > 0) & ~dash[labels]
+    written = comps.pixels(~dash, rest.shape)
     left = columns < centre
     if not (written & left).any():
         return line | left
