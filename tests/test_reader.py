@@ -862,6 +862,36 @@ def test_the_line_model_and_the_classifier_decide_together():
     assert number.to_dict()["count_confidences"] == [0.3]
 
 
+def test_a_fragment_the_line_model_reads_is_read_not_refused():
+    from inkdigits.reader import READ_AS_SEEN, not_a_digit
+
+    reader, im, line, geometry = _three_strokes()
+    four = np.eye(10)[4] * 0.97 + 0.003
+    five = np.full(10, 0.05)
+    five[[1, 5]] = [0.3, 0.25]  # a thin 5's stem: the classifier leans to a 1
+    speck = np.zeros((28, 28), np.uint8)
+    speck[12:16, 13:15] = 255  # what the crop kept of it
+    gate = not_a_digit(speck)
+    assert gate and "too little ink" in gate
+    row = [_digit(reader, four, (10, 10, 4, 20)),
+           reader._result(speck, five, (40, 10, 4, 20), gate, 0.0)]  # fmt: skip
+    assert row[1].digit is None and row[1].reason == gate
+    # the line model counts two digits and reads the second a 5: read, not refused
+    sure5 = _ctc_steps(10, 4, 10, 5, 10)
+    got, _ = reader._with_line_model(row, line[:2], sure5, geometry, im, 0.0)
+    assert [d.digit for d in got] == [4, 5] and got[1].confidence >= READ_AS_SEEN
+    assert got[1].reason is None
+    # ... but when the two together are unsure of it, it stays refused, for its ink
+    vague = _ctc_steps(10, 4, 10, 5, 10)
+    vague[3, :10] = 0.08  # a digit there, any digit
+    kept, _ = reader._with_line_model(row, line[:2], vague, geometry, im, 0.0)
+    assert kept[1].digit is None and kept[1].reason == gate and kept[1].confidence < READ_AS_SEEN
+    # a blob stays refused however sure the line model is
+    blob = reader._result(speck, five, (40, 10, 4, 20), "not a digit (a solid blob: 60% ink)", 0.0)
+    kept, _ = reader._with_line_model([row[0], blob], line[:2], sure5, geometry, im, 0.0)
+    assert kept[1].digit is None and "blob" in kept[1].reason
+
+
 def test_a_sure_line_model_overrules_a_reading_it_finds_wrong():
     reader, im, line, geometry = _three_strokes(
         same_weight=0.2, count_penalty=-30.0, drop_penalty=-40.0, uneven_count_weight=1.0,

@@ -15,7 +15,7 @@ from inkdigits.segmentation import (
     fill_in,
     find_lines,
     group_lines,
-    grow_short,
+    grow_into_faint,
     join_stacked,
     merge_pieces,
     split_piece,
@@ -185,7 +185,7 @@ def test_a_short_piece_grows_into_the_faint_digit_joined_to_it():
     ink[24:80, 96:100] = 0.4  # its stem: below the threshold 0.5, above 0.6 of it
     labels = weak_labels(ink, 0.5)
     one, bar = sorted(components(ink > 0.5), key=lambda q: q.x)
-    grown = grow_short([one, bar], labels, 60.0)
+    grown = grow_into_faint([one, bar], labels, 60.0)
     assert grown[0] is one  # a digit's height: left as it is
     assert grown[1].box == (60, 20, 40, 60) and grown[1].area == 40 * 4 + 56 * 4
     # faint ink joined to another piece too is left alone (a smear to a
@@ -193,12 +193,12 @@ def test_a_short_piece_grows_into_the_faint_digit_joined_to_it():
     footed = ink.copy()
     footed[70:80, 96:100] = 1.0
     one, bar, foot = sorted(components(footed > 0.5), key=lambda q: (q.x, q.y))
-    assert grow_short([one, bar, foot], weak_labels(footed, 0.5), 60.0)[1:] == [bar, foot]
+    assert grow_into_faint([one, bar, foot], weak_labels(footed, 0.5), 60.0)[1:] == [bar, foot]
     # nor is faint ink far taller than a digit (a shadow's edge under a '-')
     shadow = ink.copy()
     shadow[:, 96:100] = 0.4
     shadow[20:24, 60:100] = 1.0
-    assert grow_short([one, bar], weak_labels(shadow, 0.5), 60.0)[1] is bar
+    assert grow_into_faint([one, bar], weak_labels(shadow, 0.5), 60.0)[1] is bar
     # nor faint ink rising far above the piece: a '.' low on the line under
     # the faint lines of a check's printed pattern
     dotted = np.zeros_like(ink)
@@ -207,7 +207,7 @@ def test_a_short_piece_grows_into_the_faint_digit_joined_to_it():
     dotted[30:32, 62:90] = 0.4
     dotted[72:80, 60:66] = 1.0  # the '.' on it
     one, dot = sorted(components(dotted > 0.5), key=lambda q: q.x)
-    assert grow_short([one, dot], weak_labels(dotted, 0.5), 60.0)[1] is dot
+    assert grow_into_faint([one, dot], weak_labels(dotted, 0.5), 60.0)[1] is dot
     # nor faint ink of a digit's height but wider than tall (a pale printed
     # box around a '-')
     boxed = np.zeros_like(ink)
@@ -215,7 +215,46 @@ def test_a_short_piece_grows_into_the_faint_digit_joined_to_it():
     boxed[20:80, 40:140] = 0.4
     boxed[48:52, 60:90] = 1.0
     one, dash = sorted(components(boxed > 0.5), key=lambda q: q.x)
-    assert grow_short([one, dash], weak_labels(boxed, 0.5), 60.0)[1] is dash
+    assert grow_into_faint([one, dash], weak_labels(boxed, 0.5), 60.0)[1] is dash
+
+
+def test_a_digits_fragment_grows_into_the_rest_of_the_digit():
+    # a thin 4 whose stem and bar stay above the threshold where its arm and
+    # the stem's foot fade below it: the piece is half the digit, taller than
+    # a mark, and its crop was a fragment
+    ink = np.zeros((100, 200), np.float32)
+    ink[20:80, 20:24] = 1.0  # a 1, 60 px tall
+    ink[20:50, 90:94] = 1.0  # the 4's stem, its upper half
+    ink[46:50, 64:90] = 1.0  # its bar
+    ink[50:80, 90:94] = 0.4  # the stem's foot: below the threshold 0.5, above 0.6 of it
+    ink[20:46, 64:68] = 0.4  # the arm
+    labels = weak_labels(ink, 0.5)
+    one, four = sorted(components(ink > 0.5), key=lambda q: q.x)
+    assert four.box == (64, 20, 30, 30)  # the arm's top at the stem's: its box is the stem's
+    grown = grow_into_faint([one, four], labels, 60.0)
+    assert grown[0] is one  # whole already: its faint ink reaches no further
+    assert grown[1].box == (64, 20, 30, 60) and grown[1].area == four.area + 30 * 4 + 26 * 4
+    # the digit found whole: its crop holds the 4, not a fragment
+    assert grown[1].mask[60 - 20, 90 - 64] and grown[1].mask[30 - 20, 64 - 64]
+    # faint ink that also joins another piece is left alone (a smear to a neighbour)
+    smeared = ink.copy()
+    smeared[78:80, 94:140] = 0.4
+    smeared[40:80, 140:144] = 1.0
+    one, four, other = sorted(components(smeared > 0.5), key=lambda q: q.x)
+    assert grow_into_faint([one, four, other], weak_labels(smeared, 0.5), 60.0)[1] is four
+    # faint ink far taller than a digit is left alone (a shadow's edge)
+    shadow = ink.copy()
+    shadow[:, 90:94] = np.maximum(shadow[:, 90:94], 0.4)
+    one, four = sorted(components(shadow > 0.5), key=lambda q: q.x)
+    assert grow_into_faint([one, four], weak_labels(shadow, 0.5), 60.0)[1] is four
+    # a piece that is nearly the whole digit already keeps its box: a few
+    # faint pixels at its ends change nothing
+    nearly = np.zeros_like(ink)
+    nearly[20:80, 20:24] = 1.0
+    nearly[22:78, 90:94] = 1.0
+    nearly[20:22, 90:94] = nearly[78:80, 90:94] = 0.4
+    one, stem = sorted(components(nearly > 0.5), key=lambda q: q.x)
+    assert grow_into_faint([one, stem], weak_labels(nearly, 0.5), 60.0)[1] is stem
 
 
 def halves(x: int, y: int, w: int = 40, h: int = 60, gap: int = 3) -> list[Piece]:

@@ -48,6 +48,10 @@ UNKNOWN = "?"
 # a digit read less sure than this is read again with other pens (Reader.with_pens);
 # at 0.8-1.0 the development digits' misses are the same, at 0.99 8% are read again
 PEN_BELOW = 0.99
+# a digit whose crop has too little ink (a thin pen's fragment) is read when the
+# line model, counting as many digits, joins the classifier in reading it at
+# least this sure: the line model sees the faint ink the crop lost
+READ_AS_SEEN = 0.5
 BLOB_PIECES = 2  # what background correction leaves of a solid blob: a ring, or two sides
 
 
@@ -347,7 +351,10 @@ class Reader:
         When both find as many digits, each digit's probabilities become the
         normalised product of the classifier's and the line model's (at the
         step where it reads that digit best), the latter raised to the line
-        model's ``same_weight``. When they disagree on how many digits there
+        model's ``same_weight``; a digit whose crop has too little ink for a
+        digit (a thin pen's fragment: its faint strokes fell below the
+        threshold) is then read, not refused, if the two together read it at
+        least READ_AS_SEEN sure. When they disagree on how many digits there
         are, the reading with the higher joint score wins: the classifier's
         own reading scores its log-probability plus ``count_weight`` times its
         log-probability under the line model; so does each reading of the
@@ -398,6 +405,8 @@ class Reader:
             out = []
             for d, p in zip(row, chosen, strict=True):
                 gate = d.reason if d.reason and not d.reason.startswith("not sure") else None
+                if gate and gate.startswith(TOO_LITTLE_INK) and float(p.max()) >= READ_AS_SEEN:
+                    gate = None  # the line model reads a digit there: its faint ink
                 out.append(self._result(d.image, p, d.box, gate, min_confidence))
             return out, 1.0
         weight = fusion["uneven_count_weight" if uneven else "count_weight"]
@@ -540,13 +549,16 @@ def _tempered(log_probs: np.ndarray, temperature: float) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
+TOO_LITTLE_INK = "not a digit (too little ink"  # how not_a_digit says it, up to the share
+
+
 def not_a_digit(digit: np.ndarray) -> str | None:
     """A reason if a preprocessed 28x28 cannot be a digit (a blob, a bare speck), else None."""
     coverage = seg.coverage(digit)
     if coverage > seg.DIGIT_COVERAGE[1]:
         return f"not a digit (a solid blob: {100 * coverage:.0f}% ink)"
     if coverage < seg.DIGIT_COVERAGE[0]:
-        return f"not a digit (too little ink: {100 * coverage:.1f}%)"
+        return f"{TOO_LITTLE_INK}: {100 * coverage:.1f}%)"
     return None
 
 

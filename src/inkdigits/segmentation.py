@@ -26,12 +26,16 @@ STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) joi
 STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
 MARK_SHORT = 0.4  # pieces shorter than this many digit heights are marks (see find_lines)
-# a piece too short for a digit (a thin 7's bar whose stem is fainter) grows into
-# the fainter ink joined to it when that ink makes one digit-sized shape:
-# GROW_TALL (in digit heights) tall, not wider than tall, and reaching at most
-# GROW_ABOVE above it (see grow_short)
+# a piece grows into the fainter ink joined to it when that ink makes one
+# digit-sized shape: GROW_TALL (in digit heights) tall, not wider than tall;
+# a piece too short for a digit (a thin 7's bar whose stem is fainter) when
+# the faint ink reaches at most GROW_ABOVE above it; a taller one (a thin 4
+# whose arm fades) when the faint ink makes it GROW_MORE digit heights taller
+# or wider (see grow_into_faint)
 GROW_TALL = (0.6, 1.3)
 GROW_ABOVE = 0.2
+GROW_MORE = 0.2
+GROW_WIDE = 1.1  # ... and then the digit may be this many times as wide as tall (a round 0)
 # whole digits the first look missed are looked for at ink down to FAINT_SEEK of
 # the threshold, and at least FAINT_NOISE times the 90th percentile of the paper
 # around them (see faint_digits)
@@ -783,37 +787,54 @@ def fill_in(p: Piece, labels: np.ndarray) -> Piece:
     return Piece(p.x, p.y, p.w, p.h, filled)
 
 
-def grow_short(pieces: list[Piece], labels: np.ndarray, height: float) -> list[Piece]:
-    """Pieces too short for a digit grown into the fainter ink joined to them.
+def grow_into_faint(pieces: list[Piece], labels: np.ndarray, height: float) -> list[Piece]:
+    """Pieces grown into the fainter ink joined to them where it makes one digit.
 
-    A thin pen's 7 can leave only its bar above the threshold: alone it is
-    a mark and would be dropped, but the faint ink of its stem is still
-    joined to it (``labels``: see :func:`weak_labels`). A piece under
-    MARK_SHORT ``height`` becomes that faint ink when it makes one digit's shape:
-    GROW_TALL of ``height`` tall, at most as wide as tall, and joined to no
-    other piece (faint ink that reaches another digit is a smear or a
-    ligature, not this digit's stroke). The faint ink must hang from the
-    piece, reaching at most GROW_ABOVE ``height`` above it: a '.' low on a
-    check's line has the faint lines of its printed pattern above it (on
-    ORAND-CAR-A, "5580." grew a 5), where the faded stroke of a digit's
-    fragment (a 7's or a 5's bar, a stroke's strong start) runs down.
+    A thin pen line thins out below the threshold in places, and what is
+    left above it is only part of the digit, while the fainter ink of the
+    rest is still joined to it (``labels``: see :func:`weak_labels`). Either
+    way the faint ink must make one digit's shape: GROW_TALL of ``height``
+    tall, at most as wide as tall (GROW_WIDE times for a taller piece's:
+    a round 0), and joined to no other piece (faint ink
+    that reaches another digit is a smear or a ligature, not this digit's
+    stroke).
+
+    - A piece under MARK_SHORT ``height`` (a thin 7 whose bar alone is
+      left: alone it is a mark and would be dropped) becomes that faint ink.
+      The faint ink must hang from it, reaching at most GROW_ABOVE
+      ``height`` above it: a '.' low on a check's line has the faint lines
+      of its printed pattern above it (on ORAND-CAR-A, "5580." grew a 5),
+      where the faded stroke of a digit's fragment (a 7's or a 5's bar, a
+      stroke's strong start) runs down.
+    - A piece of a digit's height or less but more than a mark (the stem
+      and bar of a 4 whose arm fades, the stem of a 5 whose bar and bowl
+      do) takes in that faint ink when it makes the piece at least
+      GROW_MORE ``height`` taller or wider: its crop was a fragment. A few
+      faint pixels along a whole digit's edges change nothing (a thin 4
+      whose stem alone is a piece, made wider by its faint edges, read
+      better as a 1).
     """
     lo, hi = GROW_TALL
     linked = weak_links(labels)
     out = []
     for p in pieces:
-        if p.h < MARK_SHORT * height:
+        short = p.h < MARK_SHORT * height
+        if short or p.h < hi * height:
             own = np.unique(_under(labels, p))
             own = own[own > 0]
             grown = _grown(p, own, labels, height)
             if (
                 grown is not None
                 and lo * height <= grown.h <= hi * height
-                and grown.w <= grown.h
-                and grown.y >= p.y - GROW_ABOVE * height
+                and grown.w <= (1.0 if short else GROW_WIDE) * grown.h
+                and (
+                    grown.y >= p.y - GROW_ABOVE * height
+                    if short
+                    else max(grown.h - p.h, grown.w - p.w) >= GROW_MORE * height
+                )
                 and not any(q is not p and linked(p, q) for q in pieces)
             ):
-                p = grown
+                p = grown if short else union(p, grown)
         out.append(p)
     return out
 
@@ -825,11 +846,16 @@ def _grown(p: Piece, own: np.ndarray, labels: np.ndarray, height: float) -> Piec
     rows, cols = labels.shape
     x0, y0 = max(0, p.x - r), max(0, p.y - r)
     x1, y1 = min(cols, p.x + p.w + r), min(rows, p.y + p.h + r)
-    faint = np.isin(labels[y0:y1, x0:x1], own)
-    ys, xs = np.nonzero(faint)
-    if len(ys) == 0:
+    if len(own) == 0:
         return None
-    top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    window = labels[y0:y1, x0:x1]
+    faint = window == own[0] if len(own) == 1 else np.isin(window, own)
+    # the extent from its rows and columns (np.nonzero of the window took 5x longer)
+    in_rows, in_cols = faint.any(axis=1), faint.any(axis=0)
+    if not in_rows.any():
+        return None
+    top, bottom = int(in_rows.argmax()), len(in_rows) - 1 - int(in_rows[::-1].argmax())
+    left, right = int(in_cols.argmax()), len(in_cols) - 1 - int(in_cols[::-1].argmax())
     box = (left, top, right - left + 1, bottom - top + 1)
     if _runs_out(box, (x0, y0, x1, y1), labels.shape):
         return None  # it reaches the window's edge inside the image
@@ -860,7 +886,8 @@ def find_lines(
 
     Components, specks and weak ink dropped, pieces of one digit merged, the
     halves of a digit broken across joined, a piece too short for a digit
-    grown into the faint digit hanging from it (:func:`grow_short`), and
+    grown into the faint digit hanging from it and a digit's fragment into the
+    rest of it (:func:`grow_into_faint`), and
     marks far smaller than the digits anywhere on the page dropped; then
     grouped into lines.
     ``threshold`` (the mask's ink threshold, if known) lets fragments of a thin
@@ -884,7 +911,7 @@ def find_lines(
             pieces = [fill_in(p, labels) if _broken(p) else p for p in pieces]
         pieces = join_stacked(pieces)
         if labels is not None:
-            pieces = grow_short(pieces, labels, height)
+            pieces = grow_into_faint(pieces, labels, height)
         # marks far smaller than the digits anywhere on the page
         pieces = [p for p in pieces if p.h >= MARK_SHORT * height]
     lines = group_lines(pieces)
