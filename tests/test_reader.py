@@ -16,7 +16,7 @@ from PIL import Image
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
 from inkdigits import synth
-from inkdigits.reader import NumberResult, Reader, shipped_line_model
+from inkdigits.reader import READ_AS_SEEN, NumberResult, Reader, not_a_digit, shipped_line_model
 
 CLEAN = dict(background="white", dark=False, spacing="spaced", punctuation=False, rotation=0.0,
              blur=0.0, noise=2.0, jpeg=0, stroke=0.0, height=60)  # fmt: skip
@@ -863,8 +863,6 @@ def test_the_line_model_and_the_classifier_decide_together():
 
 
 def test_a_fragment_the_line_model_reads_is_read_not_refused():
-    from inkdigits.reader import READ_AS_SEEN, not_a_digit
-
     reader, im, line, geometry = _three_strokes()
     four = np.eye(10)[4] * 0.97 + 0.003
     five = np.full(10, 0.05)

@@ -819,7 +819,7 @@ def grow_into_faint(pieces: list[Piece], labels: np.ndarray, height: float) -> l
     out = []
     for p in pieces:
         short = p.h < MARK_SHORT * height
-        if short or p.h < hi * height:
+        if p.h < hi * height:
             own = np.unique(_under(labels, p))
             own = own[own > 0]
             grown = _grown(p, own, labels, height)
