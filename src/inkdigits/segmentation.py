@@ -842,18 +842,16 @@ def grow_into_faint(pieces: list[Piece], labels: np.ndarray, height: float) -> l
 def _grown(p: Piece, own: np.ndarray, labels: np.ndarray, height: float) -> Piece | None:
     """The faint ink of components ``own`` (``p``'s) as a piece, if it lies within
     GROW_TALL[1] ``height`` around ``p`` (None: it reaches further, a shadow or a smear)."""
+    if len(own) == 0:
+        return None
     r = int(GROW_TALL[1] * height) + 2
     rows, cols = labels.shape
     x0, y0 = max(0, p.x - r), max(0, p.y - r)
     x1, y1 = min(cols, p.x + p.w + r), min(rows, p.y + p.h + r)
-    if len(own) == 0:
-        return None
-    window = labels[y0:y1, x0:x1]
+    window = labels[y0:y1, x0:x1]  # holds p, so some of its rows hold ``own``
     faint = window == own[0] if len(own) == 1 else np.isin(window, own)
     # the extent from its rows and columns (np.nonzero of the window took 5x longer)
     in_rows, in_cols = faint.any(axis=1), faint.any(axis=0)
-    if not in_rows.any():
-        return None
     top, bottom = int(in_rows.argmax()), len(in_rows) - 1 - int(in_rows[::-1].argmax())
     left, right = int(in_cols.argmax()), len(in_cols) - 1 - int(in_cols[::-1].argmax())
     box = (left, top, right - left + 1, bottom - top + 1)
