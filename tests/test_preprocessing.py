@@ -25,6 +25,10 @@ def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
     return buf.getvalue()
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 @pytest.fixture(scope="module")
 def seven(mnist) -> np.ndarray:
     """An MNIST test 7 (index 0), white on black, 28x28."""
@@ -83,6 +87,58 @@ def test_png_fast_decoders_give_pillows_pixels(kind):
         assert tuple(via_pillow[0, 0]) in ((255, 255, 255), (0, 0, 0))
 
 
+@pytest.mark.parametrize("writer", ["pillow", "opencv"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_png_inflated_by_isal_gives_libspngs_pixels(writer, mode):
+    """The photo's PNG inflated by ISA-L and handed to libspng stored: the same pixels.
+
+    Noisy enough for several IDAT chunks (Pillow) and libpng's Average and
+    Paeth filters (OpenCV), and an odd width.
+    """
+    spng = pytest.importorskip("pyspng")
+    pytest.importorskip("isal")
+    rng = np.random.default_rng(5)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (241, 333, 4), dtype=np.uint8), (0, 0), 1.5)
+    img = Image.fromarray(img).convert(mode)
+    if writer == "pillow":
+        blob = png_bytes(img)
+    else:
+        arr = np.asarray(img)
+        order = {"L": [], "RGB": [2, 1, 0], "RGBA": [2, 1, 0, 3]}[mode]
+        blob = cv2.imencode(".png", arr[..., order] if order else arr)[1].tobytes()
+    stored = pre._stored_png(blob)
+    assert stored is not None and len(stored) > len(blob)  # inflated: every sample stored
+    np.testing.assert_array_equal(spng.load(stored), np.asarray(img))
+    np.testing.assert_array_equal(pre.load_image(blob), pre.load_image(img))
+
+
+def test_png_isal_path_hands_back_what_it_does_not_decode(seven):
+    """Truncated, interlaced, 16-bit and over-long PNGs: None (libspng and the others
+    decode them or say what is wrong); damaged image data is reported, not read."""
+    pytest.importorskip("isal")
+    blob = png_bytes(Image.fromarray(paper(seven, 300)))
+    assert pre._stored_png(blob) is not None
+    assert pre._stored_png(blob[:-12]) is None  # no IEND
+    assert pre._stored_png(blob[: len(blob) // 2]) is None
+    bad = bytearray(blob)
+    bad[len(bad) // 2] ^= 0xFF  # inside the image data
+    with pytest.raises(ImageError, match="corrupt PNG data"):
+        pre.load_image(bytes(bad))  # libspng alone returns the image, 1% of its pixels wrong
+    assert pre._stored_png(cv2.imencode(".png", np.zeros((9, 9), np.uint16))[1].tobytes()) is None
+
+    def png(data: bytes, interlace: int = 0) -> bytes:  # a 10x10 grey PNG over ``data``
+        ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 0, 0, 0, interlace)
+        chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+        return pre._PNG_SIGNATURE + chunks
+
+    small = png(zlib.compress(bytes(110)))  # 10 rows of a filter byte and 10 samples
+    assert pre._stored_png(small) is not None
+    assert pre.load_image(small).shape == (10, 10, 3)
+    assert pre._stored_png(png(zlib.compress(bytes(110)), interlace=1)) is None
+    assert pre._stored_png(png(zlib.compress(bytes(1 << 20)))) is None  # no 10x10 image
+    assert pre._stored_png(png(zlib.compress(bytes(100)))) is None  # rows missing
+
+
 def test_truncated_png_is_reported(seven):
     blob = png_bytes(Image.fromarray(paper(seven, 300)))
     with pytest.raises(ImageError, match="truncated or corrupt|cannot read"):
@@ -122,14 +178,11 @@ def test_exif_orientation_is_applied(seven):
 
 
 def _huge_png_header(w: int, h: int) -> bytes:
-    def chunk(kind, data):
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
-
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -145,6 +146,68 @@ try:  # libspng: the same pixels as libpng, about 1.8x faster (a 280x280 drawing
     import pyspng as _spng
 except ImportError:  # optional (no wheel for every platform): OpenCV decodes instead
     _spng = None
+try:  # ISA-L's inflate, about 2.5x faster than zlib's (see _stored_png)
+    from isal import isal_zlib as _isal
+except ImportError:  # optional: libspng inflates with zlib instead
+    _isal = None
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 6: 4}  # colour type -> samples per pixel (L, RGB, RGBA)
+_STORED_BLOCK = 65535  # the most bytes a stored deflate block holds
+
+
+def _stored_png(png: bytes) -> bytes | None:
+    """The same PNG with its image data inflated by ISA-L and stored uncompressed, or None.
+
+    Most of a photo's PNG decoding is zlib's inflate (5.0 of libspng's 5.3 ms
+    on the 594 kB PNG of a noisy 640x480 photo); ISA-L inflates it in about
+    2 ms. libspng takes no inflated rows, so they go back to it as stored
+    deflate blocks (a copy, with a new Adler-32 and CRC): libspng still
+    unfilters every row and checks both sums, and the pixels are its own.
+    Only for 8-bit, non-interlaced L, RGB and RGBA whose chunks are all in
+    the file; the inflated size is capped at what the header announces (a
+    stream that inflates past it is no image of that size). None sends the
+    PNG to libspng as it is, which decodes it or says what is wrong; image
+    data that does not inflate (a damaged file) raises :class:`ImageError`,
+    where libspng would ignore the damage and return wrong pixels.
+    """
+    if _isal is None or len(png) < 45 or png[:16] != _PNG_SIGNATURE + b"\0\0\0\rIHDR":
+        return None
+    w, h, depth, colour, _, _, interlace = struct.unpack_from(">IIBBBBB", png, 16)
+    if depth != 8 or interlace or colour not in _PNG_CHANNELS:
+        return None
+    size = h * (1 + w * _PNG_CHANNELS[colour])  # each row: its filter byte, then its samples
+    view, pos, idat = memoryview(png), 33, []
+    while True:
+        if pos + 12 > len(png):
+            return None  # truncated before IEND
+        n, kind = struct.unpack_from(">I4s", png, pos)
+        if pos + 12 + n > len(png):
+            return None
+        if kind == b"IEND":
+            break
+        if kind == b"IDAT":
+            idat.append(view[pos + 8 : pos + 8 + n])
+        pos += 12 + n
+    inflater = _isal.decompressobj()
+    try:
+        raw = inflater.decompress(b"".join(idat), size + 1)
+    except _isal.error as exc:  # libspng would decode on past it, into wrong pixels
+        raise ImageError(f"cannot decode image: corrupt PNG data ({exc})") from None
+    if len(raw) != size or not inflater.eof:
+        return None
+    rows = memoryview(raw)
+    body = [b"\x78\x01"]  # a zlib header: deflate, 32K window, no dictionary
+    for i in range(0, size, _STORED_BLOCK):
+        k = min(_STORED_BLOCK, size - i)
+        body += [struct.pack("<BHH", i + k == size, k, k ^ 0xFFFF), rows[i : i + k]]
+    body.append(struct.pack(">I", _isal.adler32(raw)))
+    crc = _isal.crc32(b"IDAT")
+    for part in body:
+        crc = _isal.crc32(part, crc)
+    length = struct.pack(">I", sum(len(part) for part in body))
+    iend = b"\0\0\0\0IEND\xaeB`\x82"
+    return b"".join([png[:33], length, b"IDAT", *body, struct.pack(">I", crc), iend])
 
 
 def _decode_png_fast(src: Any, im: Image.Image) -> np.ndarray | None:
@@ -161,8 +224,10 @@ def _decode_png_fast(src: Any, im: Image.Image) -> np.ndarray | None:
     if "transparency" in im.info:  # a colour key: Pillow makes it alpha (below)
         return None
     if _spng is not None:
+        data = bytes(src)
+        stored = _stored_png(data)  # raises for damaged image data
         try:
-            arr = _spng.load(bytes(src))
+            arr = _spng.load(stored or data)
         except Exception:  # libspng refused it: let the others decode or explain
             arr = None
         if arr is not None and arr.dtype == np.uint8 and arr.ndim in (2, 3):
