@@ -306,11 +306,11 @@ def test_two_rows_of_digits_written_close_stay_apart():
     assert len(join_stacked([piece(100, 100, 25, 60), piece(100, 163, 25, 60)])) == 2
 
 
-def zeros_and_a_one(one: float, noise: float = 0.0) -> np.ndarray:
-    """An ink map: four 0s (rings 60 px tall, full ink) and left of them a 1 (a
+def zeros_and_a_one(one: float, noise: float = 0.0, zeros: int = 4) -> np.ndarray:
+    """An ink map: ``zeros`` 0s (rings 60 px tall, full ink) and left of them a 1 (a
     stroke 4 px wide, 60 px tall) of ink ``one``, on paper of ink 0..``noise``."""
     ink = np.random.default_rng(0).uniform(0, noise, (100, 500)).astype(np.float32)
-    for x in (170, 250, 330, 410):
+    for x in (170, 250, 330, 410)[:zeros]:
         cv2.ellipse(ink, (x, 50), (18, 30), 0, 0, 360, 1.0, 4)
     ink[20:80, 98:102] = np.maximum(ink[20:80, 98:102], one)
     return ink
@@ -328,6 +328,7 @@ def test_a_whole_digit_fainter_than_the_threshold_joins_its_line():
     assert len(line) == 5 and line[0].box == (98, 20, 4, 60)
     assert line[0].digit is not None  # its crop, made once
     assert counts(zeros_and_a_one(0.13)) == [4]  # under 0.4 of the threshold: paper
+    assert counts(zeros_and_a_one(0.2, zeros=1)) == [2]  # a two-digit number: "10"
     # on a noisy page the level rises above it (5 x the paper's 90th percentile)
     assert counts(zeros_and_a_one(0.2, noise=0.05)) == [4]
     assert counts(zeros_and_a_one(0.2, noise=0.02)) == [5]

@@ -954,7 +954,7 @@ def faint_digits(
     """
     height = digit_height(line)
     tall = [p for p in line if p.h >= 0.6 * height]
-    if len(tall) < 2:
+    if not tall:  # one digit is enough: a faint 1 before a 6 is a number too
         return []
     rows, cols = ink.shape
     top, bottom = min(p.y for p in tall), max(p.y + p.h for p in tall)
