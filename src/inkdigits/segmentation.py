@@ -953,9 +953,9 @@ def faint_digits(
     two such digits in a line are a texture, and none is taken.
     """
     height = digit_height(line)
+    # never empty (the tallest piece is at least the height), and one is
+    # enough: a faint 1 before a bold 6 is a number too
     tall = [p for p in line if p.h >= 0.6 * height]
-    if not tall:  # one digit is enough: a faint 1 before a 6 is a number too
-        return []
     rows, cols = ink.shape
     top, bottom = min(p.y for p in tall), max(p.y + p.h for p in tall)
     left, right = min(p.x for p in line), max(p.x + p.w for p in line)
