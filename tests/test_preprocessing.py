@@ -179,11 +179,8 @@ def test_exif_orientation_is_applied(seven):
 
 def _huge_png_header(w: int, h: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
-    )
+    idat = _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+    return pre._PNG_SIGNATURE + _png_chunk(b"IHDR", ihdr) + idat
 
 
 @pytest.mark.parametrize(
