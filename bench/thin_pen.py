@@ -105,7 +105,7 @@ def with_whole_thin_pen(script: str, args: list[str]) -> None:
         alpha = drawn(digit28, height, stroke)
         return whole_thin(drawn(digit28, height, 0.0), alpha) if stroke < 0 else alpha
 
-    synth.digit_alpha = digit_alpha
+    synth.digit_alpha = digit_alpha  # dev_numbers' worker processes are forked: they have it too
     path = Path(__file__).with_name(f"{script}.py")
     sys.argv = [str(path), *args]
     runpy.run_path(str(path), run_name="__main__")
