@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from inkdigits import data, synth
+from inkdigits import preprocessing as pre
 
 HEIGHTS = (50, 100, 200)
 
@@ -67,11 +68,11 @@ def skeleton(mask: np.ndarray) -> np.ndarray:
 
 def whole_thin(default: np.ndarray, thin: np.ndarray) -> np.ndarray:
     """The thin pen's glyph ``thin`` with its strokes kept whole: the default
-    glyph's centre line, as wide as the thin pen's strokes (their median
-    width, at least 1.5 px), wherever the erosion left less ink."""
+    glyph's centre line, as wide as the thin pen's strokes (their mean width,
+    :func:`preprocessing.stroke_width`, at least 1.5 px), wherever the
+    erosion left less ink."""
     line = skeleton(default > 0.5).astype(np.float32)
-    inside = cv2.distanceTransform((thin > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
-    width = max(1.5, 2 * float(np.median(inside[inside > 0]))) if (inside > 0).any() else 1.5
+    width = max(1.5, pre.stroke_width(thin > 0.5))
     r = int(round((width - 1) / 2))
     if r:
         line = cv2.dilate(line, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
