@@ -321,6 +321,20 @@ def test_dark_numbers_beside_a_shadow_s_edge_keep_their_polarity(mnist, seed):
     assert not pre.ink_map(sample.image).inverted
 
 
+@pytest.mark.parametrize("seed", [185, 261])
+def test_small_light_numbers_on_a_shadowed_dark_photo_are_light_ink(mnist, seed):
+    # seven light digits 16 px tall on a dark photo with a lit band across
+    # it: the digits lift the closing background around them, so the page
+    # beside them fell below it nearly as often as the digits rose (seed 261:
+    # 122 falls, 181 rises; seed 185: 195 and 238 at the faint contrast) and
+    # the page was read as dark ink, the digits as its paper. Against the
+    # median page that halo does not fall (0 falls).
+    rng = np.random.default_rng(seed)
+    sample = synth.render(rng, mnist.test_images, mnist.test_labels, 7, background="photo",
+                          dark=True, height=16)  # fmt: skip
+    assert pre.ink_map(sample.image).inverted
+
+
 @pytest.mark.parametrize("light_ink", [True, False], ids=["pale-pen-on-board", "pencil-on-grey"])
 def test_faint_ink_finds_its_polarity(seven, light_ink):
     # pale yellow ink on a grey-blue board (a light-on-dark photo): its lightest

@@ -599,26 +599,33 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
             page = dark < below(med_dark - c)
         return count(off & page)
 
-    def median_says_dark(c: float) -> bool:
+    def median_counts(c: float, need_fall: bool = True) -> tuple[int, int]:
         # Dark strokes on lit paper pull the opening down around them, so near
-        # a shadow's edge the paper passes for light ink. Against the median
-        # page (whichever the ink, the page is most of a window) that paper
-        # does not rise, while light ink still does.
-        # Saturated blue ink on dim grey paper is lighter than it in its
-        # strongest channel: light ink must also be lighter in luminance.
+        # a shadow's edge the paper passes for light ink; and light strokes on
+        # a dark page lift the closing around them, so the page beside them
+        # passes for dark ink. Against the median page (whichever the ink, the
+        # page is most of a window) that paper neither rises nor falls, while
+        # ink still does. Saturated blue ink on dim grey paper is lighter than
+        # it in its strongest channel: light ink must also be lighter in
+        # luminance. (falls, rises); with ``need_fall``, rises are counted only
+        # when the falls pass 30 (0 otherwise).
         c8 = int(c * 255)
         page = _median_page(dark)
         off = _ratio(cv2.subtract(page, dark), page) >= c8
         fall = count(off & under_median(c))
-        if fall <= 30:  # no dark ink at all: the rises need not be counted
-            return False
+        if need_fall and fall <= 30:  # no dark ink at all: the rises need not be counted
+            return fall, 0
         lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         rise = count(
             (cv2.subtract(light, _median_page(light)) > c8)
             & (light > above(med_light + c))
             & (lum > _median_page(lum))
         )
-        return fall > 1.5 * max(rise, 20)
+        return fall, rise
+
+    def median_says_dark(c: float) -> bool:
+        fall, rise = median_counts(c)
+        return fall > 30 and fall > 1.5 * max(rise, 20)
 
     # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
     # only when the falls pass that; on a light page both are counted, as
@@ -640,6 +647,11 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         inverted = rise > 30 and rise > 1.5 * max(fall, 20)
         if inverted and median_says_dark(c):
             inverted = False
+        elif not inverted and rise > 30 and fall > 30 and fall <= 1.5 * rise:
+            # neither clearly more: light ink's halo on the closing (a shadow
+            # beside small light digits) is taken as the median page sees it
+            m_fall, m_rise = median_counts(c, need_fall=False)
+            inverted = m_rise > 30 and m_rise > 1.5 * max(m_fall, 20)
     # Ink relative to the local background, so shadows and lighting cancel out;
     # against a wider window if the strokes are as wide as the page's window
     wide = page_of(not inverted).widened()
