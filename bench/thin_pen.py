@@ -29,6 +29,7 @@ import argparse
 import itertools
 import runpy
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -98,15 +99,20 @@ def breaks(count: int) -> None:
         print(f"| {height} px | {broken / count:.1%} | {kept_whole / count:.1%} |")
 
 
-def with_whole_thin_pen(script: str, args: list[str]) -> None:
-    """Run bench/``script``.py with ``args`` on the generator with the whole thin pen."""
-    drawn = synth.digit_alpha
+def whole_thin_pen(drawn: Callable[[np.ndarray, int, float], np.ndarray]):
+    """``drawn`` (``synth.digit_alpha``) with the thin pen's strokes kept whole."""
 
     def digit_alpha(digit28: np.ndarray, height: int, stroke: float) -> np.ndarray:
         alpha = drawn(digit28, height, stroke)
         return whole_thin(drawn(digit28, height, 0.0), alpha) if stroke < 0 else alpha
 
-    synth.digit_alpha = digit_alpha  # dev_numbers' worker processes are forked: they have it too
+    return digit_alpha
+
+
+def with_whole_thin_pen(script: str, args: list[str]) -> None:
+    """Run bench/``script``.py with ``args`` on the generator with the whole thin pen."""
+    # dev_numbers' worker processes are forked: they have it too
+    synth.digit_alpha = whole_thin_pen(synth.digit_alpha)
     path = Path(__file__).with_name(f"{script}.py")
     sys.argv = [str(path), *args]
     runpy.run_path(str(path), run_name="__main__")
