@@ -91,7 +91,10 @@ def _read(job: tuple[int, dict, int]) -> dict[str, Any]:
     s = alone.render(state, images, labels, n, None)
     digits = []
     for k in range(n):
-        d = reader.read_digit(alone.render(state, images, labels, n, k).image)
+        one = alone.render(state, images, labels, n, k)
+        if one.label != s.label or one.image.shape != s.image.shape:  # not the same draws
+            raise RuntimeError(f"number {index}: digit {k} alone is not drawn as in the number")
+        d = reader.read_digit(one.image)
         digits.append("?" if d.digit is None else str(d.digit))
     clean = reader.classify(images[s.spec["mnist_test_indices"]]).argmax(axis=1)
     return {
