@@ -513,6 +513,11 @@ def _median_u8(a: np.ndarray) -> float:
     return float(np.mean(_U8_LEVELS[[lo, hi]]))
 
 
+def _clearly_more(x: int, y: int) -> bool:
+    """Polarity counts: ``x`` pixels are clearly more than ``y`` (and so more than 30)."""
+    return x > 1.5 * max(y, 20)
+
+
 def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
     """RGB uint8 -> ink in [0, 1] (high = ink), polarity and shadows normalised."""
     h, w = rgb.shape[:2]
@@ -624,15 +629,14 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
         return fall, rise
 
     def median_says_dark(c: float) -> bool:
-        fall, rise = median_counts(c)
-        return fall > 30 and fall > 1.5 * max(rise, 20)
+        return _clearly_more(*median_counts(c))
 
-    # "x > 1.5 * max(y, 20)" needs x > 30: on a dark page the rises are counted
+    # _clearly_more(x, y) needs x > 30: on a dark page the rises are counted
     # only when the falls pass that; on a light page both are counted, as
     # "no ink either way" sends the test to the fainter contrast
     if med_light < 0.45:
         fall = falls(relative=True)
-        inverted = not (fall > 30 and fall > 1.5 * max(rises(), 20))
+        inverted = not (fall > 30 and _clearly_more(fall, rises()))
         if inverted and median_says_dark(POLARITY_CONTRAST):
             inverted = False
     else:  # on a near-white page nothing is lighter than the median by the contrast
@@ -644,14 +648,14 @@ def ink_map(rgb: np.ndarray, work_side: int = WORK_SIDE) -> InkMap:
             # (yellowish ink on a grey-blue board rises 0.15-0.25 above it)
             c = FAINT_CONTRAST
             rise, fall = rises(c), falls(False, c)
-        inverted = rise > 30 and rise > 1.5 * max(fall, 20)
+        inverted = _clearly_more(rise, fall)
         if inverted and median_says_dark(c):
             inverted = False
-        elif not inverted and rise > 30 and fall > 30 and fall <= 1.5 * rise:
+        elif not inverted and rise > 30 and fall > 30 and not _clearly_more(fall, rise):
             # neither clearly more: light ink's halo on the closing (a shadow
             # beside small light digits) is taken as the median page sees it
             m_fall, m_rise = median_counts(c, need_fall=False)
-            inverted = m_rise > 30 and m_rise > 1.5 * max(m_fall, 20)
+            inverted = _clearly_more(m_rise, m_fall)
     # Ink relative to the local background, so shadows and lighting cancel out;
     # against a wider window if the strokes are as wide as the page's window
     wide = page_of(not inverted).widened()
