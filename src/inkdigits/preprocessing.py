@@ -1328,6 +1328,8 @@ def _rule_near(mask: np.ndarray, x0: float, y0: float, slope: float, length: int
     if median > pad:
         return None
     alone = (thick > 0) & (thick <= median)
+    if np.count_nonzero(alone) < 2:  # no slope to fit (an image one pixel across)
+        return None
     centres = (offsets @ run[:, alone]) / thick[alone] + rows[pad, a:b][alone]
     slope, y0 = np.polyfit(xs[a:b][alone].astype(np.float64), centres, 1)
     return _Rule(float(y0), float(slope), a, b, median)
