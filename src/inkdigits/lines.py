@@ -69,8 +69,9 @@ FUSION = {
     # the chosen one with one digit more (a faint digit the segmentation
     # missed, a 1 joined to its neighbour), the line model's reading replaces
     # it if the line model gives the chosen one less than found_more times
-    # its own probability (chosen on development numbers, seeds 14-21, and
-    # checked on fresh seeds 22-29; 0 turns it off)
+    # its own probability (chosen on development numbers, seeds 14-21; with
+    # the conditions of Reader._line_found_more checked on fresh seeds 30-33
+    # and ORAND-CAR-A; 0 turns it off)
     "found_more": 0.05,
 }
 
