@@ -27,8 +27,9 @@ import numpy as np
 
 from inkdigits import preprocessing as pre
 from inkdigits import synth
+from inkdigits.cli import positive_int
 from inkdigits.data import load_mnist
-from inkdigits.extra import _stacked, in_chunks, save_crops
+from inkdigits.extra import _stacked, check_output, in_chunks, save_crops
 
 THIN_SHARE = 0.6  # of the renders in the thin pen; the rest are small digits
 TALLEST = 300  # px, as the generator's
@@ -62,11 +63,12 @@ def _chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarr
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--count", type=int, default=24000, help="renders (default 24000)")
+    p.add_argument("--count", type=positive_int, default=24000, help="renders (default 24000)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=positive_int, default=2)
     p.add_argument("--out", required=True, help="the .npz to write (images, labels)")
     args = p.parse_args()
+    check_output(args.out)  # before minutes of rendering
     s = load_mnist().split()
     images, labels = _stacked(in_chunks(_chunk, s.x_train, s.y_train, args.count, args.seed,
                                         args.workers))  # fmt: skip
