@@ -25,11 +25,10 @@ import argparse
 
 import numpy as np
 
-from inkdigits import preprocessing as pre
 from inkdigits import synth
 from inkdigits.cli import positive_int
 from inkdigits.data import load_mnist
-from inkdigits.extra import _stacked, check_output, in_chunks, save_crops
+from inkdigits.extra import check_output, rendered_digits, save_crops
 
 THIN_SHARE = 0.6  # of the renders in the thin pen; the rest are small digits
 TALLEST = 300  # px, as the generator's
@@ -45,22 +44,6 @@ def hard_draw(rng: np.random.Generator) -> dict[str, float]:
     return {**force, "height": int(np.exp(rng.uniform(np.log(low), np.log(high))))}
 
 
-def _chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    import cv2
-
-    images, labels, seed, chunk, count = args
-    cv2.setNumThreads(1)  # one process per core instead
-    rng = np.random.default_rng([seed, chunk])
-    xs, ys = [], []
-    for _ in range(count):
-        sample = synth.render(rng, images, labels, 1, **hard_draw(rng))
-        got = pre.preprocess(sample.image)
-        if got.box is not None:  # else the reader found no ink: nothing it would classify
-            xs.append(got.digit)
-            ys.append(int(sample.label))
-    return np.asarray(xs, np.uint8).reshape(-1, 28, 28), np.asarray(ys, np.uint8)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=positive_int, default=24000, help="renders (default 24000)")
@@ -70,8 +53,9 @@ def main() -> None:
     args = p.parse_args()
     check_output(args.out)  # before minutes of rendering
     s = load_mnist().split()
-    images, labels = _stacked(in_chunks(_chunk, s.x_train, s.y_train, args.count, args.seed,
-                                        args.workers))  # fmt: skip
+    images, labels = rendered_digits(
+        s.x_train, s.y_train, args.count, args.seed, args.workers, draw=hard_draw
+    )
     save_crops(args.out, images, labels)
     print(f"{len(images)} of {args.count} renders read as digits -> {args.out}",
           np.bincount(labels, minlength=10))  # fmt: skip

@@ -102,6 +102,33 @@ def test_rendered_digits_come_from_the_given_digits_and_do_not_depend_on_workers
         extra.rendered_digits(images, labels, 0, seed=5)
 
 
+def test_rendered_digits_force_what_draw_returns_on_every_render(mnist, monkeypatch):
+    from inkdigits import synth
+
+    seen = []
+
+    def recording(rng, images, labels, n_digits=1, **force):
+        seen.append(force)
+        return render(rng, images, labels, n_digits, **force)
+
+    render = synth.render
+    monkeypatch.setattr(synth, "render", recording)  # workers=1: read in this process
+    images, labels = mnist.train_images[:50], mnist.train_labels[:50]
+
+    def draw(rng):
+        return {"height": int(rng.integers(20, 30)), "stroke": -1.0}
+
+    got, _ = extra.rendered_digits(images, labels, 3, seed=2, workers=1, draw=draw)
+    assert len(seen) == 3 and len(got) == 3
+    assert all(f["stroke"] == -1.0 and 20 <= f["height"] < 30 for f in seen)
+    assert len({f["height"] for f in seen}) > 1  # drawn from each render's generator
+    seen.clear()
+    extra.rendered_digits(images, labels, 2, seed=2, workers=1)
+    assert seen == [{}, {}]  # without draw, nothing is forced
+    with pytest.raises(ConfigError, match="single-digit renders"):
+        extra.rendered_digits(images, labels, 2, seed=2, numbers=True, draw=draw)
+
+
 def test_number_digits_are_labelled_in_reading_order_and_only_when_all_are_found(
     mnist, monkeypatch
 ):

@@ -23,6 +23,7 @@ whole numbers, cut apart by the Reader's number steps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -108,7 +109,10 @@ def crops_from_boxes(
 RENDER_CHUNK = 500  # samples per seeded chunk: the output does not depend on the workers
 
 
-def _render_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[np.ndarray, ...]:
+def _render_chunk(
+    args: tuple[np.ndarray, np.ndarray, int, int, int],
+    draw: Callable[[np.random.Generator], dict[str, Any]] | None = None,
+) -> tuple[np.ndarray, ...]:
     import cv2
 
     from .synth import render
@@ -118,7 +122,8 @@ def _render_chunk(args: tuple[np.ndarray, np.ndarray, int, int, int]) -> tuple[n
     rng = np.random.default_rng([seed, chunk])
     xs, ys = [], []
     for _ in range(count):
-        sample = render(rng, images, labels, 1)
+        force = draw(rng) if draw else {}
+        sample = render(rng, images, labels, 1, **force)
         got = pre.preprocess(sample.image)
         if got.box is not None:  # else the reader found no ink: nothing it would classify
             xs.append(got.digit)
@@ -205,6 +210,7 @@ def rendered_digits(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     numbers: bool = False,
+    draw: Callable[[np.random.Generator], dict[str, Any]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Digits from ``images`` rendered as photos and cut out by the Reader.
 
@@ -221,9 +227,13 @@ def rendered_digits(
     Returns (uint8 (N, 28, 28), labels (N,)). Reproducible from ``seed``
     (for numbers, with the same shipped models, which decide the cuts)
     whatever the number of ``workers`` (processes); ``progress`` gets the
-    samples done.
+    samples done. ``draw`` (single digits only; a picklable function) gets
+    each render's random generator and returns the choices to force on it
+    (``synth.render``'s keywords), e.g. bench/hard_digits.py's thin pen.
     """
-    chunk = _number_chunk if numbers else _render_chunk
+    if draw is not None and numbers:
+        raise ConfigError("draw forces the choices of single-digit renders, not of numbers")
+    chunk = _number_chunk if numbers else functools.partial(_render_chunk, draw=draw)
     return _stacked(in_chunks(chunk, images, labels, count, seed, workers, progress))
 
 
