@@ -74,8 +74,12 @@ def test_quantised_weights_take_seven_bits_and_old_models_convert(mnist, tmp_pat
         assert (read == y).mean() >= (want == y).mean() - 0.002
 
 
-def test_a_model_without_int8_weights_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "path", [shipped_model_path("float32"), shipped_model_path("int8")], ids=["float32", "7-bit"]
+)
+def test_a_model_with_no_full_range_int8_weights_is_refused(path, tmp_path):
+    """A float32 model has none to halve; a 7-bit one would lose a bit more."""
     out = tmp_path / "out.onnx"
-    with pytest.raises(ModelError, match="no int8 weights"):
-        seven_bit_weights(shipped_model_path("float32"), out)
+    with pytest.raises(ModelError, match="no full-range int8 weights"):
+        seven_bit_weights(path, out)
     assert not out.exists()

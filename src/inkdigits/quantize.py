@@ -6,10 +6,11 @@ training images only. The weights keep to [-64, 64] (ONNX Runtime's
 ``reduce_range``): on a CPU without VNNI (AVX2 only) ONNX Runtime multiplies
 uint8 by int8 in pairs summed in 16 bits, which full-range weights overflow;
 the shipped default model made 80 MNIST test errors there instead of 29.
-With 7-bit weights the sums fit, and every CPU computes the same result. The int8 model is
-checked on the validation and test splits and gets its own section in the
-card (checksum, accuracy, agreement with float32, calibration temperature);
-it is refused if it loses more than ``MAX_VAL_LOSS`` validation accuracy.
+With 7-bit weights the sums fit, and every CPU computes the same result.
+The int8 model is checked on the validation and test splits and gets its own
+section in the card (checksum, accuracy, agreement with float32, calibration
+temperature); it is refused if it loses more than ``MAX_VAL_LOSS`` validation
+accuracy.
 Needs the ``onnx`` package (the ``train`` extra); reading an int8 model needs
 only ONNX Runtime.
 """
@@ -101,8 +102,9 @@ def seven_bit_weights(src: Path, dst: Path) -> int:
     model): each int8 weight is halved (rounded) and its scale doubled, and
     the int32 bias of the same operator likewise, so that the bias keeps the
     scale of input times weight that ONNX Runtime's fused kernels assume. The
-    activations' quantisation is unchanged. Returns how many weight tensors
-    were changed; raises ModelError if the model has none to change.
+    activations' quantisation is unchanged. Weights already in 7 bits are
+    left as they are. Returns how many weight tensors were changed; raises
+    ModelError if the model has none to change.
     """
     import onnx
     from onnx import numpy_helper
@@ -120,8 +122,8 @@ def seven_bit_weights(src: Path, dst: Path) -> int:
         if values is None or scale is None or len(consumers[dq.input[1]]) != 1:
             return False
         q = numpy_helper.to_array(values)
-        if q.dtype != dtype:
-            return False
+        if q.dtype != dtype or (dtype == np.int8 and np.abs(q.astype(np.int16)).max() <= 64):
+            return False  # not this kind, or already 7-bit weights
         half = np.round(q.astype(np.float64) / 2)
         if dtype == np.int8:
             half = np.clip(half, -64, 64)
@@ -142,7 +144,10 @@ def seven_bit_weights(src: Path, dst: Path) -> int:
         if bias is not None:
             rescale(bias, np.int32)
     if not changed:
-        raise ModelError(f"{src}: no int8 weights of a Conv, Gemm or MatMul to change")
+        raise ModelError(
+            f"{src}: no full-range int8 weights of a Conv, Gemm or MatMul to change "
+            "(a float32 model, or one already in 7 bits)"
+        )
     staged = dst.with_name(f".{dst.name}.tmp")
     onnx.save(model, str(staged))
     os.replace(staged, dst)
