@@ -11,6 +11,7 @@ from inkdigits.segmentation import (
     Piece,
     candidate_segments,
     components,
+    crops,
     drop_marks,
     fill_in,
     find_lines,
@@ -110,16 +111,20 @@ def test_a_comma_hanging_below_a_slanted_line_stays_in_it():
     assert [len(line) for line in group_lines([*digits, *below])] == [4, 4]
 
 
-def test_a_chain_of_touching_digits_is_never_read_as_one():
-    # five digit-wide blocks joined by a bar: far wider than any one digit, so
-    # it is split even by a classifier that reads anything as a sure "2"
-    height = 40
+def block_chain(height: int) -> tuple[Piece, np.ndarray]:
+    """Five digit-wide blocks joined by a bar, as one piece, and its ink."""
     mask = np.zeros((height, 5 * 28), bool)
     for i in range(5):
         mask[:, i * 28 + 4 : i * 28 + 24] = True
     mask[height // 2 - 2 : height // 2 + 2, :] = True
-    chain = Piece(0, 0, mask.shape[1], height, mask)
-    ink = mask.astype(np.float32)
+    return Piece(0, 0, mask.shape[1], height, mask), mask.astype(np.float32)
+
+
+def test_a_chain_of_touching_digits_is_never_read_as_one():
+    # five digit-wide blocks joined by a bar: far wider than any one digit, so
+    # it is split even by a classifier that reads anything as a sure "2"
+    height = 40
+    chain, ink = block_chain(height)
 
     def sure_two(digits):
         p = np.full((len(digits), 10), 0.01 / 9, np.float32)
@@ -129,6 +134,39 @@ def test_a_chain_of_touching_digits_is_never_read_as_one():
     parts = split_piece(chain, height, ink, sure_two, to_mnist)
     assert len(parts) >= 2
     assert all(p.w <= WIDEST * height for p in parts)
+
+
+def test_split_reads_only_segments_the_whole_check_leaves_a_chance():
+    # the chain of blocks, a check that rules out most segments (those
+    # that fill less than 18 rows of their box): the split is the one it
+    # would be were every segment read, and the classifier reads only the rest
+    height = 40
+    chain, ink = block_chain(height)
+    asked = []
+
+    def unsure(digits):
+        asked.append(len(digits))
+        p = np.full((len(digits), 10), 0.4 / 9, np.float32)
+        p[:, 7] = 0.6
+        return p
+
+    def fills_its_box(digits):
+        rows = (digits > 127).any(axis=2).sum(axis=1)
+        return np.where(rows >= 18, 0.9, 1e-9).astype(np.float32)
+
+    parts = split_piece(chain, height, ink, unsure, to_mnist, fills_its_box)
+    _, segs = candidate_segments(chain, height)
+    left = int((fills_its_box(crops(list(segs.values()), ink, to_mnist)) >= 1e-6).sum())
+    assert 0 < left < len(segs) and asked == [left]
+
+    def every(digits):  # the same check, its segments all read
+        return np.maximum(fills_its_box(digits), 1e-6)
+
+    fresh, _ = block_chain(height)
+    assert [p.box for p in parts] == [
+        p.box for p in split_piece(fresh, height, ink, unsure, to_mnist, every)
+    ]
+    assert len(parts) >= 2
 
 
 def test_split_segments_follow_the_cuts():

@@ -1341,7 +1341,7 @@ def _rule_near(mask: np.ndarray, x0: float, y0: float, slope: float, length: int
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary shape, 2 * area / perimeter (exact for long strokes)."""
     m = mask.astype(np.uint8)
-    area = float(m.sum())
+    area = float(cv2.countNonZero(m))
     if area == 0:
         return 0.0
     contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
@@ -1385,8 +1385,10 @@ def normalise_stroke(soft: np.ndarray, mask: np.ndarray, pen: float | None = Non
     return op(soft, kernel)
 
 
-_BOX_GRID = np.mgrid[:MNIST_BOX, :MNIST_BOX]  # rows and columns of the 20x20 box (made once)
-_BOX_GRID.flags.writeable = False
+# rows and columns of the 20x20 box, as float64 (what an integer grid is cast to), made once
+_BOX_ROWS, _BOX_COLS = np.mgrid[:MNIST_BOX, :MNIST_BOX].astype(np.float64)
+_BOX_ROWS.flags.writeable = _BOX_COLS.flags.writeable = False
+_KERNEL_3X3 = np.ones((3, 3), np.uint8)
 
 
 def to_mnist(
@@ -1400,16 +1402,16 @@ def to_mnist(
     soft = np.asarray(soft, np.float32)
     if mask is None:
         mask = soft > INK_FLOOR
-    if not mask.any():
-        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
-    keep = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    soft = np.where(keep, soft, 0.0).astype(np.float32)
     bx, by, bw, bh = ink_box(mask)
-    y0, y1, x0, x1 = by, by + bh, bx, bx + bw
+    if bw == 0:
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     pad = 2  # keep the soft edge pixels just outside the mask
-    y0, x0 = max(0, y0 - pad), max(0, x0 - pad)
-    y1, x1 = min(soft.shape[0], y1 + pad), min(soft.shape[1], x1 + pad)
+    y0, x0 = max(0, by - pad), max(0, bx - pad)
+    y1, x1 = min(soft.shape[0], by + bh + pad), min(soft.shape[1], bx + bw + pad)
     soft, mask = soft[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    # the crop holds all of the mask and a margin, so dilating it is dilating the whole
+    keep = cv2.dilate(mask.astype(np.uint8), _KERNEL_3X3)
+    soft = cv2.copyTo(soft, keep)  # the ink there, zeros elsewhere (a new array)
     soft = normalise_stroke(soft, mask, pen)
     # tight box on the (possibly thickened) ink, then pad to a square
     bx, by, bw, bh = ink_box(soft > INK_FLOOR * float(soft.max()))
@@ -1421,22 +1423,23 @@ def to_mnist(
     square[oy : oy + h, ox : ox + w] = soft
     interp = cv2.INTER_AREA if side > MNIST_BOX else cv2.INTER_LINEAR
     box = cv2.resize(square, (MNIST_BOX, MNIST_BOX), interpolation=interp)
-    box = np.clip(box, 0, None)
+    np.maximum(box, 0.0, out=box)
     peak = float(box.max())
     if peak <= 0:
         return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8)
     box = box / peak * 255.0
     # paste so that the centre of mass lands at the centre (integer shift, as MNIST)
-    yy, xx = _BOX_GRID
     total = box.sum()
-    cy, cx = (box * yy).sum() / total, (box * xx).sum() / total
+    cy, cx = (box * _BOX_ROWS).sum() / total, (box * _BOX_COLS).sum() / total
     oy = int(round(MNIST_CENTER - cy))
     ox = int(round(MNIST_CENTER - cx))
     out = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
     ys0, xs0 = max(0, oy), max(0, ox)
     ys1, xs1 = min(MNIST_SIZE, oy + MNIST_BOX), min(MNIST_SIZE, ox + MNIST_BOX)
     out[ys0:ys1, xs0:xs1] = box[ys0 - oy : ys1 - oy, xs0 - ox : xs1 - ox]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    np.minimum(out, 254.5, out=out)  # no ink is negative: only the top needs a bound
+    out += 0.5
+    return out.astype(np.uint8)
 
 
 def _no_views() -> np.ndarray:

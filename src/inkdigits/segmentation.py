@@ -25,6 +25,7 @@ NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in di
 STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
 STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
+SCORE_FLOOR = 1e-6  # the lowest probability a segment of a split scores (its log: -13.8)
 MARK_SHORT = 0.4  # pieces shorter than this many digit heights are marks (see find_lines)
 # a piece grows into the fainter ink joined to it when that ink makes one
 # digit-sized shape: GROW_TALL (in digit heights) tall, not wider than tall;
@@ -469,10 +470,16 @@ def split_piece(
         return [piece]
     keys = list(segs)
     digits = crops(list(segs.values()), ink, to_mnist)
-    conf = classify(digits).max(axis=1)
-    if whole is not None:
-        conf = conf * whole(digits)
-    score = dict(zip(keys, np.log(np.clip(conf, 1e-6, 1.0)), strict=True))
+    if whole is None:
+        conf = classify(digits).max(axis=1)
+    else:
+        # a segment the check gives under FLOOR scores log(FLOOR) whatever the
+        # classifier reads (conf * whole < FLOOR): only the others are classified
+        conf = whole(digits)
+        read = conf >= SCORE_FLOOR
+        if read.any():
+            conf[read] *= classify(digits[read]).max(axis=1)
+    score = dict(zip(keys, np.log(np.clip(conf, SCORE_FLOOR, 1.0)), strict=True))
     n = len(cuts)
     best = [-np.inf] * n
     back = [-1] * n
