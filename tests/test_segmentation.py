@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from inkdigits.preprocessing import to_mnist
 from inkdigits.segmentation import (
@@ -111,10 +112,10 @@ def test_a_comma_hanging_below_a_slanted_line_stays_in_it():
     assert [len(line) for line in group_lines([*digits, *below])] == [4, 4]
 
 
-def block_chain(height: int) -> tuple[Piece, np.ndarray]:
-    """Five digit-wide blocks joined by a bar, as one piece, and its ink."""
-    mask = np.zeros((height, 5 * 28), bool)
-    for i in range(5):
+def block_chain(height: int, blocks: int = 5) -> tuple[Piece, np.ndarray]:
+    """Digit-wide blocks joined by a bar, as one piece, and its ink."""
+    mask = np.zeros((height, blocks * 28), bool)
+    for i in range(blocks):
         mask[:, i * 28 + 4 : i * 28 + 24] = True
     mask[height // 2 - 2 : height // 2 + 2, :] = True
     return Piece(0, 0, mask.shape[1], height, mask), mask.astype(np.float32)
@@ -136,37 +137,56 @@ def test_a_chain_of_touching_digits_is_never_read_as_one():
     assert all(p.w <= WIDEST * height for p in parts)
 
 
-def test_split_reads_only_segments_the_whole_check_leaves_a_chance():
-    # the chain of blocks, a check that rules out most segments (those
-    # that fill less than 18 rows of their box): the split is the one it
-    # would be were every segment read, and the classifier reads only the rest
+def best_split_by_search(cuts, segs, scores) -> tuple[float, list[tuple[int, int]]]:
+    """The best segmentation found by trying every one (a test's oracle for split_piece)."""
+    n = len(cuts)
+
+    def paths(i: int):
+        if i == n - 1:
+            yield []
+            return
+        for j in range(i + 1, n):
+            if (i, j) in segs:
+                for rest in paths(j):
+                    yield [(i, j), *rest]
+
+    return max((sum(scores[k] for k in path), path) for path in paths(0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_split_is_the_best_segmentation_and_reads_only_segments_that_may_be_in_it(seed):
+    # a chain of three blocks, made-up readings of each segment (a digit model's
+    # confidence from 0.1 to 1, a whole-digit check's from 1e-9 to 1): the
+    # split scores as much as the best of all segmentations (a segment scores
+    # log(confidence * check), at least log(1e-6)), and the classifier is
+    # asked about only some of the segments
     height = 40
-    chain, ink = block_chain(height)
+    chain, ink = block_chain(height, 3)
+    cuts, segs = candidate_segments(chain, height)
+    digits = crops(list(segs.values()), ink, to_mnist)
+    rng = np.random.default_rng(seed)
+    made_up = {d.tobytes(): (rng.uniform(0.1, 1.0), 10 ** rng.uniform(-9, 0)) for d in digits}
     asked = []
 
-    def unsure(digits):
-        asked.append(len(digits))
-        p = np.full((len(digits), 10), 0.4 / 9, np.float32)
-        p[:, 7] = 0.6
+    def classify(batch):
+        asked.append(len(batch))
+        p = np.zeros((len(batch), 10), np.float32)
+        p[:, 0] = [made_up[d.tobytes()][0] for d in batch]
+        p[:, 1:] = (1 - p[:, :1]) / 9  # the first is the largest
         return p
 
-    def fills_its_box(digits):
-        rows = (digits > 127).any(axis=2).sum(axis=1)
-        return np.where(rows >= 18, 0.9, 1e-9).astype(np.float32)
+    def check(batch):
+        return np.array([made_up[d.tobytes()][1] for d in batch], np.float32)
 
-    parts = split_piece(chain, height, ink, unsure, to_mnist, fills_its_box)
-    _, segs = candidate_segments(chain, height)
-    left = int((fills_its_box(crops(list(segs.values()), ink, to_mnist)) >= 1e-6).sum())
-    assert 0 < left < len(segs) and asked == [left]
-
-    def every(digits):  # the same check, its segments all read
-        return np.maximum(fills_its_box(digits), 1e-6)
-
-    fresh, _ = block_chain(height)
-    assert [p.box for p in parts] == [
-        p.box for p in split_piece(fresh, height, ink, unsure, to_mnist, every)
-    ]
-    assert len(parts) >= 2
+    scores = {}
+    for k, d in zip(segs, digits, strict=True):
+        conf, p_whole = made_up[d.tobytes()]
+        scores[k] = float(np.log(np.clip(np.float32(conf) * np.float32(p_whole), 1e-6, 1.0)))
+    best, _ = best_split_by_search(cuts, segs, scores)
+    parts = split_piece(block_chain(height, 3)[0], height, ink, classify, to_mnist, check)
+    key_of = {q.box: k for k, q in segs.items()}
+    assert sum(scores[key_of[p.box]] for p in parts) == pytest.approx(best, abs=1e-5)
+    assert 0 < sum(asked) < len(segs)
 
 
 def test_split_segments_follow_the_cuts():

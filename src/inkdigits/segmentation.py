@@ -26,6 +26,7 @@ STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) joi
 STACKED_TALL = 2.2  # ... when together at most this many times the taller half's height
 PAIR_PART = 0.75  # the shortest a digit of a narrow touching pair can be, in the pair's heights
 SCORE_FLOOR = 1e-6  # the lowest probability a segment of a split scores (its log: -13.8)
+LEAST_CONFIDENCE = 0.099  # the largest of ten probabilities is at least 0.1
 MARK_SHORT = 0.4  # pieces shorter than this many digit heights are marks (see find_lines)
 # a piece grows into the fainter ink joined to it when that ink makes one
 # digit-sized shape: GROW_TALL (in digit heights) tall, not wider than tall;
@@ -469,25 +470,27 @@ def split_piece(
     if not segs:
         return [piece]
     keys = list(segs)
+    n = len(cuts)
     digits = crops(list(segs.values()), ink, to_mnist)
     if whole is None:
         conf = classify(digits).max(axis=1)
+        score = dict(zip(keys, np.log(np.clip(conf, SCORE_FLOOR, 1.0)), strict=True))
     else:
-        # a segment the check gives under FLOOR scores log(FLOOR) whatever the
-        # classifier reads (conf * whole < FLOOR): only the others are classified
+        # The classifier's confidence (the largest of ten probabilities) lies
+        # in [0.1, 1], so the check alone bounds each segment's score. Only
+        # segments that may lie on the best segmentation are classified, and
+        # of those only the ones the check gives at least SCORE_FLOOR: below it
+        # a segment scores log(SCORE_FLOOR) whatever the classifier reads.
         conf = whole(digits)
-        read = conf >= SCORE_FLOOR
+        high = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
+        low = np.log(np.clip(conf * LEAST_CONFIDENCE, SCORE_FLOOR, 1.0))
+        may = _may_be_best(keys, high, low, n)
+        read = may & (conf >= SCORE_FLOOR)
         if read.any():
             conf[read] *= classify(digits[read]).max(axis=1)
-    score = dict(zip(keys, np.log(np.clip(conf, SCORE_FLOOR, 1.0)), strict=True))
-    n = len(cuts)
-    best = [-np.inf] * n
-    back = [-1] * n
-    best[0] = 0.0
-    for j in range(1, n):
-        for i in range(j):
-            if (i, j) in score and best[i] > -np.inf and best[i] + score[(i, j)] > best[j]:
-                best[j], back[j] = best[i] + score[(i, j)], i
+        logs = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
+        score = {k: v for k, v, m in zip(keys, logs, may, strict=True) if m}
+    best, back = _best_paths(score, n)
     if best[-1] == -np.inf:
         return [piece]
     out, j = [], n - 1
@@ -496,6 +499,35 @@ def split_piece(
         out.append(segs[(i, j)])
         j = i
     return out[::-1]
+
+
+def _best_paths(score: dict[tuple[int, int], float], n: int) -> tuple[list[float], list[int]]:
+    """For each of ``n`` cuts, the best total score of segments from cut 0 to it,
+    and the cut before it on that path (``score``: segment (i, j) -> its score)."""
+    best = [-np.inf] * n
+    back = [-1] * n
+    best[0] = 0.0
+    for j in range(1, n):
+        for i in range(j):
+            if (i, j) in score and best[i] > -np.inf and best[i] + score[(i, j)] > best[j]:
+                best[j], back[j] = best[i] + score[(i, j)], i
+    return best, back
+
+
+def _may_be_best(
+    keys: list[tuple[int, int]], high: np.ndarray, low: np.ndarray, n: int
+) -> np.ndarray:
+    """Which segments (cut pairs ``keys``) may lie on the best path from cut 0 to
+    cut n - 1, when each scores between ``low`` and ``high``: those whose best
+    path with every score at its highest reaches the best path's least score."""
+    up = dict(zip(keys, map(float, high), strict=True))
+    least = _best_paths(dict(zip(keys, map(float, low), strict=True)), n)[0][-1]
+    if least == -np.inf:
+        return np.ones(len(keys), bool)
+    to = _best_paths(up, n)[0]  # from the left end to each cut
+    rev = {(n - 1 - j, n - 1 - i): v for (i, j), v in up.items()}
+    frm = _best_paths(rev, n)[0][::-1]  # from each cut to the right end
+    return np.array([to[i] + up[(i, j)] + frm[j] >= least - 1e-6 for i, j in keys])
 
 
 def split_touching(
