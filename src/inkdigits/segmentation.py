@@ -481,7 +481,7 @@ def split_piece(
         # segments that may lie on the best segmentation are classified, and
         # of those only the ones the check gives at least SCORE_FLOOR: below it
         # a segment scores log(SCORE_FLOOR) whatever the classifier reads.
-        conf = whole(digits)
+        conf = np.array(whole(digits))  # a copy: the classifier's part is multiplied in below
         high = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
         low = np.log(np.clip(conf * LEAST_CONFIDENCE, SCORE_FLOOR, 1.0))
         may = _may_be_best(keys, high, low, n)
@@ -527,7 +527,8 @@ def _may_be_best(
     to = _best_paths(up, n)[0]  # from the left end to each cut
     rev = {(n - 1 - j, n - 1 - i): v for (i, j), v in up.items()}
     frm = _best_paths(rev, n)[0][::-1]  # from each cut to the right end
-    return np.array([to[i] + up[(i, j)] + frm[j] >= least - 1e-6 for i, j in keys])
+    # a margin for rounding: the split sums its scores in float32
+    return np.array([to[i] + up[(i, j)] + frm[j] >= least - 1e-3 for i, j in keys])
 
 
 def split_touching(
