@@ -11,9 +11,10 @@ reader can be compared number by number:
     python bench/dev_numbers.py --seeds 10 11 12 13 --out runs/dev/after.json \\
         --compare runs/dev/before.json
 
-Prints how many numbers were read exactly, the misses by pen and spacing
-(the generator's pen only changes digits at least synth.PEN_FROM px tall)
-and, with --compare, the numbers gained and lost. Each seed is
+Prints each seed as it is read (in order), then how many numbers were read
+exactly, the misses by pen and spacing (the generator's pen only changes
+digits at least synth.PEN_FROM px tall) and, with --compare, the numbers
+gained and lost. Each seed is
 ``synth.dataset(seed, --count, MNIST test digits, numbers=True)``, read by the
 Reader at min_confidence 0 (no rejection), as bench/realworld.py reads.
 """
@@ -140,11 +141,22 @@ def main() -> None:
     threads = 1 if workers > 1 else 2
     jobs = [(seed, args.count, args.model, args.line_model, threads) for seed in args.seeds]
     start = time.perf_counter()
+
+    def done(part: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Say that a seed is read (each takes minutes), and pass its readings on."""
+        right = sum(r["read"] == r["label"] for r in part)
+        print(
+            f"  seed {part[0]['seed']}: {right} of {len(part)} "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
+        return part
+
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(read_seed, jobs))
+            parts = [done(part) for part in pool.map(read_seed, jobs)]
     else:
-        parts = [read_seed(job) for job in jobs]
+        parts = [done(read_seed(job)) for job in jobs]
     rows = [r for part in parts for r in part]
     right = sum(r["read"] == r["label"] for r in rows)
     seeds = " ".join(map(str, args.seeds))
