@@ -487,7 +487,13 @@ def split_piece(
         may = _may_be_best(keys, high, low, n)
         read = may & (conf >= SCORE_FLOOR)
         if read.any():
-            conf[read] *= classify(digits[read]).max(axis=1)
+            sure = classify(digits[read]).max(axis=1)
+            if sure.min() < LEAST_CONFIDENCE:  # no probabilities (a model without a
+                # softmax): no bound holds, and every segment is read after all
+                may = np.ones(len(keys), bool)
+                read = conf >= SCORE_FLOOR
+                sure = classify(digits[read]).max(axis=1)
+            conf[read] *= sure
         logs = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
         score = {k: v for k, v, m in zip(keys, logs, may, strict=True) if m}
     best, back = _best_paths(score, n)
