@@ -474,7 +474,7 @@ def split_piece(
     digits = crops(list(segs.values()), ink, to_mnist)
     if whole is None:
         conf = classify(digits).max(axis=1)
-        score = dict(zip(keys, np.log(np.clip(conf, SCORE_FLOOR, 1.0)), strict=True))
+        may = np.ones(len(keys), bool)
     else:
         # The classifier's confidence (the largest of ten probabilities) lies
         # in [0.1, 1], so the check alone bounds each segment's score. Only
@@ -489,13 +489,14 @@ def split_piece(
         if read.any():
             sure = classify(digits[read]).max(axis=1)
             if sure.min() < LEAST_CONFIDENCE:  # no probabilities (a model without a
-                # softmax): no bound holds, and every segment is read after all
+                # softmax): no bound holds, and the other segments are read too
+                rest = ~may & (conf >= SCORE_FLOOR)
                 may = np.ones(len(keys), bool)
-                read = conf >= SCORE_FLOOR
-                sure = classify(digits[read]).max(axis=1)
+                if rest.any():
+                    conf[rest] *= classify(digits[rest]).max(axis=1)
             conf[read] *= sure
-        logs = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
-        score = {k: v for k, v, m in zip(keys, logs, may, strict=True) if m}
+    logs = np.log(np.clip(conf, SCORE_FLOOR, 1.0))
+    score = {k: v for k, v, m in zip(keys, logs, may, strict=True) if m}
     best, back = _best_paths(score, n)
     if best[-1] == -np.inf:
         return [piece]
