@@ -16,7 +16,16 @@ from PIL import Image
 from inkdigits import preprocessing as pre
 from inkdigits import segmentation as seg
 from inkdigits import synth
-from inkdigits.reader import READ_AS_SEEN, NumberResult, Reader, not_a_digit, shipped_line_model
+from inkdigits.cli import percent
+from inkdigits.errors import ConfigError, InkdigitsError
+from inkdigits.reader import (
+    READ_AS_SEEN,
+    NumberResult,
+    Reader,
+    decimals_apart,
+    not_a_digit,
+    shipped_line_model,
+)
 
 CLEAN = dict(background="white", dark=False, spacing="spaced", punctuation=False, rotation=0.0,
              blur=0.0, noise=2.0, jpeg=0, stroke=0.0, height=60)  # fmt: skip
@@ -555,6 +564,18 @@ def test_min_confidence_turns_guesses_into_unknowns(mnist):
         Reader(min_confidence=1.5)
 
 
+def test_a_digit_set_aside_says_its_confidence_apart_from_the_threshold(mnist):
+    """A sure digit under a threshold just below 1 is not "1.00 < 1.00"."""
+    sure = Reader(min_confidence=0.0).read_digit(paper(mnist.test_images[0]))
+    assert 0.99 < sure.confidence < 1.0
+    strict = Reader(min_confidence=(1.0 + sure.confidence) / 2).read_digit(
+        paper(mnist.test_images[0])
+    )
+    shown, under = strict.reason.split("confidence ")[1].rstrip(")").split(" < ")
+    assert strict.digit is None and float(shown) < float(under)
+    assert decimals_apart(0.99987, 0.9999) == 5 and decimals_apart(0.4, 0.5) == 2
+
+
 def test_confidences_are_calibrated_probabilities(reader, mnist):
     d = reader.read_digit(paper(mnist.test_images[1]))
     assert sum(d.probabilities) == pytest.approx(1.0, abs=1e-4)
@@ -631,6 +652,24 @@ def test_read_json_fields(run_cli, folder):
     assert rows[1]["number"] == label and len(rows[1]["digits"][0]) == len(label)
     assert all(len(dg["box"]) == 4 for dg in rows[1]["digits"][0])
     assert set(rows[2]) == {"file", "error"}
+
+
+def test_read_confidence_never_shows_100_percent_below_1(run_cli, folder):
+    d, _ = folder
+    code, out, _ = run_cli("read", d / "a_seven.png", "--min-confidence", "0.999999")
+    shown = out.split("confidence ")[1].split("%")[0]
+    assert code == 0 and ": ?  confidence" in out and float(shown) < 100
+    assert percent(0.25) == "25.0%" and percent(1.0) == "100.0%" and percent(0.99987) == "99.99%"
+
+
+@pytest.mark.parametrize("debug_first", [True, False])
+def test_debug_before_or_after_the_command_shows_the_traceback(run_cli, folder, debug_first):
+    d, _ = folder
+    argv = ["read", d / "a_seven.png", "--line-model", d / "nowhere.onnx"]
+    with pytest.raises((InkdigitsError, ConfigError), match="line model file not found"):
+        run_cli(*(["--debug", *argv] if debug_first else [*argv, "--debug"]))  # raised
+    code, _, err = run_cli(*argv)  # without --debug: one line
+    assert code == 1 and "line model file not found" in err and "Traceback" not in err
 
 
 def test_read_glob_and_predict(run_cli, folder):

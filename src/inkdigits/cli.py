@@ -460,6 +460,15 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 0
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage with one decimal, more when one would round
+    a value under 1 up to 100.0% (a digit read 99.987% sure, set aside at 99.99%)."""
+    d = 1
+    while d < 4 and p < 1.0 and f"{100 * p:.{d}f}" == f"{100.0:.{d}f}":
+        d += 1
+    return f"{100 * p:.{d}f}%"
+
+
 def _format_result(path: Path, result, as_json: bool) -> str:
     import json
 
@@ -469,12 +478,12 @@ def _format_result(path: Path, result, as_json: bool) -> str:
         if as_json:
             return json.dumps({"file": str(path), "mode": "digit", **result.to_dict()})
         why = f" ({result.reason})" if result.reason else ""
-        return f"{path}: {result.text}  confidence {100 * result.confidence:.1f}%{why}"
+        return f"{path}: {result.text}  confidence {percent(result.confidence)}{why}"
     if as_json:
         return json.dumps({"file": str(path), "mode": "number", **result.to_dict()})
     if not result.digits:
         return f"{path}: ? ({result.reason})"
-    return f"{path}: {result.text}  confidence {100 * result.confidence:.1f}%"
+    return f"{path}: {result.text}  confidence {percent(result.confidence)}"
 
 
 def _add_read(sub: argparse._SubParsersAction) -> None:
@@ -1029,6 +1038,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for register in _REGISTRARS:
         register(sub)
+    for command in sub.choices.values():  # `inkdigits read X --debug` works too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks on errors")  # fmt: skip
     return parser
 
 

@@ -234,7 +234,8 @@ class Reader:
         reason = gated
         threshold = self.min_confidence if min_confidence is None else min_confidence
         if reason is None and conf < threshold:
-            reason = f"not sure (confidence {conf:.2f} < {threshold:.2f})"
+            d = decimals_apart(conf, threshold)
+            reason = f"not sure (confidence {conf:.{d}f} < {threshold:.{d}f})"
         return DigitResult(
             None if reason else best, conf, [float(p) for p in probs], box, reason, digit_img
         )
@@ -574,6 +575,15 @@ class Reader:
         if digit.box is None and result.digits:
             return result.digits[0][0]
         return digit
+
+
+def decimals_apart(value: float, other: float, least: int = 2, most: int = 6) -> int:
+    """The fewest decimals, at least ``least``, that show ``value`` and ``other`` apart
+    (a confidence of 0.99987 under a threshold of 0.9999 is not "1.00 < 1.00")."""
+    d = least
+    while d < most and f"{value:.{d}f}" == f"{other:.{d}f}":
+        d += 1
+    return d
 
 
 def shipped_line_model(model: str | os.PathLike[str] | None) -> Path | bool:
