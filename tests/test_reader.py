@@ -554,6 +554,56 @@ def test_a_digit_broken_in_pieces_is_read_whole(reader, mnist):
     assert x < 95 and x + w > 103  # the box spans both parts
 
 
+THIN = dict(background="white", dark=False, ink="black", stroke=synth.PENS["thin"], rotation=0.0,
+            blur=0.0, noise=2.0, jpeg=0, height=60)  # fmt: skip
+
+
+@pytest.mark.parametrize("index", [38, 431])  # a 2 and an 8
+def test_a_thin_pens_digit_in_fragments_far_apart_is_read_whole(reader, mnist, index):
+    """The benchmark's thin pen leaves a 2 its bottom bar and a far arc, an 8 a
+    short top loop and bits: the piece alone (a quarter to a third of the
+    digit's height) was read 6 and refused; the digit with its fragments reads."""
+    one = slice(index, index + 1)
+    s = synth.render(np.random.default_rng(0), mnist.test_images[one], mnist.test_labels[one], 1,
+                     **THIN)  # fmt: skip
+    im = pre.erase_frames(pre.ink_map(s.image))
+    mask = pre.binarize(im.ink, faint_strokes=True, thr=im.otsu())[0]
+    parts = seg.drop_specks(seg.components(mask))
+    main = seg.main_piece(mask, im.ink, parts)
+    assert main.h < 0.5 * THIN["height"]  # a fragment: what was read before
+    d = reader.read_digit(s.image)
+    assert d.digit == mnist.test_labels[index] and d.box[3] >= 0.95 * THIN["height"]
+
+
+def test_fragments_are_taken_in_only_near_and_strong(mnist):
+    img = np.full((200, 500, 3), 250, np.uint8)
+    img[50:150, 50:150] = paper(mnist.test_images[0], 100)  # a whole 7: no fragment
+    im = pre.ink_map(img)
+    mask = pre.binarize(im.ink, faint_strokes=True, thr=im.otsu())[0]
+    parts = seg.drop_specks(seg.components(mask))
+    seven = seg.main_piece(mask, im.ink, parts)
+    assert seg.with_fragments(seven, parts, im.ink) is None
+    x, y, w, h = seven.box
+    size = max(w, h)
+    for dx, tone, near in ((size // 2, 0.9, True), (2 * size, 0.9, False), (size // 2, 0.2, False)):
+        ink = im.ink.copy()
+        ink[y : y + 10, x + w + dx : x + w + dx + 10] = tone  # a mark beside it
+        mask = ink > im.otsu()
+        parts = seg.drop_specks(seg.components(mask))
+        grown = seg.with_fragments(seg.main_piece(mask, ink, parts), parts, ink)
+        assert (grown is not None and grown.w > w + dx) == near, (dx, tone)
+    # a column of marks below it, each near the last (a printed pattern): taken
+    # in only up to FRAGMENT_MOST times the digit's size, not down the page
+    page = np.zeros((900, 500), np.float32)
+    page[:200] = im.ink
+    for top in range(y + h + 20, 890, 30):
+        page[top : top + 10, x + 20 : x + 30] = 0.9
+    mask = page > im.otsu()
+    parts = seg.drop_specks(seg.components(mask))
+    grown = seg.with_fragments(seg.main_piece(mask, page, parts), parts, page)
+    assert grown is not None and y + h + 20 < grown.y + grown.h <= y + 3 * size  # not 900 px
+
+
 def test_min_confidence_turns_guesses_into_unknowns(mnist):
     sure = Reader(min_confidence=0.0).read_digit(paper(mnist.test_images[0]))
     assert sure.digit == 7 and sure.reason is None

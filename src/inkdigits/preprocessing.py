@@ -1585,6 +1585,9 @@ class Prepared:
     # the page's ink around the digit and the digit's piece there, for :meth:`line_view`
     window: tuple[np.ndarray, Any] | None = field(default=None, repr=False)
     widened: bool = False  # see InkMap.widened
+    # the digit with the fragments its piece leaves out, (28x28, box), if there
+    # are any (a thin pen's digit broken apart; see segmentation.with_fragments)
+    fragments: tuple[np.ndarray, tuple[int, int, int, int]] | None = None
 
     def pen_views(self) -> np.ndarray:
         """The digit redrawn with MNIST's thinner and thicker pens (see :func:`pen_views`)."""
@@ -1607,24 +1610,36 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     The digit is the main piece of ink (its parts merged; specks, printed rules
     and marks dropped); use ``inkdigits.segmentation`` for several digits.
     """
-    from .segmentation import main_piece
+    from .segmentation import Piece, components, drop_specks, main_piece, with_fragments
 
     im = erase_frames(ink_map(load_image(src, max_pixels)))
     mask, _ = binarize(im.ink, faint_strokes=True, thr=im.otsu())
-    piece = main_piece(mask, im.ink)
+    parts = drop_specks(components(mask))
+    piece = main_piece(mask, im.ink, parts)
     if piece is None:
         return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)
-    # to_mnist on the piece's neighbourhood only (it never looks further than
-    # 2 px beyond the mask): the same result as on the whole image, cheaper
-    m = 3
-    y0, x0 = max(0, piece.y - m), max(0, piece.x - m)
-    y1 = min(mask.shape[0], piece.y + piece.h + m)
-    x1 = min(mask.shape[1], piece.x + piece.w + m)
-    keep = np.zeros((y1 - y0, x1 - x0), bool)
-    keep[piece.y - y0 : piece.y - y0 + piece.h, piece.x - x0 : piece.x - x0 + piece.w] = piece.mask
-    digit = to_mnist(im.ink[y0:y1, x0:x1], keep)
-    bx, by, bw, bh = ink_box(piece.mask)
-    box = im.to_original((piece.x + bx, piece.y + by, bw, bh))
+
+    def cut_out(piece: Piece) -> tuple[np.ndarray, tuple[int, int, int, int], tuple]:
+        """The piece as the model sees it, its box in original pixels, and where
+        it was cut out: rows y0:y1, columns x0:x1 and the piece's mask there
+        (:func:`to_mnist` on the piece's neighbourhood only, which never looks
+        further than 2 px beyond the mask: the same result as on the whole
+        image, cheaper)."""
+        m = 3
+        y0, x0 = max(0, piece.y - m), max(0, piece.x - m)
+        y1 = min(mask.shape[0], piece.y + piece.h + m)
+        x1 = min(mask.shape[1], piece.x + piece.w + m)
+        keep = np.zeros((y1 - y0, x1 - x0), bool)
+        keep[piece.y - y0 : piece.y - y0 + piece.h, piece.x - x0 : piece.x - x0 + piece.w] = (
+            piece.mask
+        )
+        bx, by, bw, bh = ink_box(piece.mask)
+        box = im.to_original((piece.x + bx, piece.y + by, bw, bh))
+        return to_mnist(im.ink[y0:y1, x0:x1], keep), box, (y0, y1, x0, x1, keep)
+
+    digit, box, (y0, y1, x0, x1, keep) = cut_out(piece)
+    more = with_fragments(piece, parts, im.ink)
+    fragments = cut_out(more)[:2] if more is not None else None
     # the page around the piece, a digit height on every side: more than a line
     # view shows (lines.MARGIN and a quarter height), so its view is the same
     r = piece.h + 2
@@ -1634,7 +1649,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     window = (im.ink[wy0:wy1, wx0:wx1].copy(), replace(piece, x=piece.x - wx0, y=piece.y - wy0))
     # a copy: a view would keep the whole page's ink map alive with the result
     crop = (im.ink[y0:y1, x0:x1].copy(), keep)
-    return Prepared(digit, box, im.inverted, crop, window, widened=im.widened)
+    return Prepared(digit, box, im.inverted, crop, window, im.widened, fragments)
 
 
 def to_original(box: tuple[int, int, int, int], scale: float) -> tuple[int, int, int, int]:

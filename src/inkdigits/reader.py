@@ -255,9 +255,16 @@ class Reader:
         probs = self.with_pens(probs, lambda _: prepared.pen_views())[0]
         if self.line_model is not None and probs.max() < PEN_BELOW:
             probs = self.with_line_view(probs, prepared.line_view())
-        blob = pre.solid_blob(rgb, prepared.box, prepared.digit, prepared.widened)
-        gate = "not a digit (a solid blob)" if blob else not_a_digit(prepared.digit)
-        return self._result(prepared.digit, probs, prepared.box, gate, min_confidence)
+        digit, box = prepared.digit, prepared.box
+        if probs.max() < PEN_BELOW and prepared.fragments is not None:
+            # unsure: the piece may be a fragment of a digit a thin pen broke
+            # apart; the digit with its fragments wins when it reads more surely
+            whole = self.classify(prepared.fragments[0][None])[0]
+            if whole.max() > probs.max():
+                probs, (digit, box) = whole, prepared.fragments
+        blob = pre.solid_blob(rgb, box, digit, prepared.widened)
+        gate = "not a digit (a solid blob)" if blob else not_a_digit(digit)
+        return self._result(digit, probs, box, gate, min_confidence)
 
     def find_digits(
         self, rgb: np.ndarray

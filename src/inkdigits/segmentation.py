@@ -20,6 +20,11 @@ from .preprocessing import INK_FLOOR, connected_components, faint_level
 
 FILL_MAX = 1.35  # filling a broken piece may add at most this share of its ink (see fill_in)
 BAR_COLUMNS = 0.9  # a flat piece with one run of ink in this share of its columns is a bar
+# a single digit's fragments far from its main piece (see with_fragments): at
+# least this share of its ink strength, at most this many times its size away
+FRAGMENT_WEAK = 0.4
+FRAGMENT_GAP = 1.0
+FRAGMENT_MOST = 3.0  # ... and the digit they make at most this many times its size
 WIDEST = 1.8  # the widest one digit can be, in digit heights (a 5 with a long bar: 1.5)
 NARROWEST_PAIR = 0.4  # the narrowest two touching digits can be (two 1s), in digit heights
 STACKED_GAP = 0.2  # halves of one digit this near (in the taller's heights) join (join_stacked)
@@ -778,22 +783,80 @@ def _bar(p: Piece) -> bool:
     return float(np.mean(starts == 1)) >= BAR_COLUMNS
 
 
-def main_piece(mask: np.ndarray, ink: np.ndarray) -> Piece | None:
+def main_piece(
+    mask: np.ndarray, ink: np.ndarray, pieces: list[Piece] | None = None
+) -> Piece | None:
     """The one digit of a single-digit image: the biggest strong piece that is not a mark,
-    with the pieces of the same digit near it (see :func:`gather`)."""
+    with the pieces of the same digit near it (see :func:`gather`). ``pieces``: the
+    mask's components without specks, when already found."""
 
     def solid(p: Piece) -> bool:
         return not _flat(p)
 
+    if pieces is None:
+        pieces = drop_specks(components(mask))
     # weak pieces go before merging too: merge_pieces would chain the marks of
     # a printed pattern, each above the next, into one page-sized piece
-    pieces = drop_weak(drop_specks(components(mask)), ink, among=solid)
+    pieces = drop_weak(pieces, ink, among=solid)
     pieces = drop_weak(merge_pieces(pieces), ink, among=solid)
     candidates = [p for p in pieces if solid(p)]
     if not candidates:
         return None
     best = max(candidates, key=lambda p: p.area * p.h * ink_strength(p, ink) ** 2)
     return gather(best, [p for p in pieces if p is not best])
+
+
+def with_fragments(main: Piece, pieces: list[Piece], ink: np.ndarray) -> Piece | None:
+    """A single digit's main piece with the fragments around it that it leaves out,
+    or None when there are none.
+
+    A thin or faint pen can break a digit into fragments far apart for their
+    size: the loop of a 6 without its stem, a 2's bottom bar, the two arcs
+    of a 3 (the stroke between them too faint to see). :func:`main_piece`
+    keeps the pieces near its main piece only, so as not to take in marks
+    beside a digit; this takes in every piece of ``pieces`` (the mask's
+    components) at least FRAGMENT_WEAK as strong as the main piece and no
+    further from the digit gathered so far than FRAGMENT_GAP times its size,
+    nearest first, as long as the whole is no wider than 1.5 times its
+    height and no larger than FRAGMENT_MOST times the main piece (a check's
+    printed pattern around a digit almost wiped out is no part of it). The
+    Reader reads it when the main piece alone reads unsurely, and keeps its
+    reading when it is surer (see :meth:`Reader.read_digit`).
+    """
+    bar = FRAGMENT_WEAK * ink_strength(main, ink)
+    rest = []
+    for q in pieces:
+        if _flat(q) and q.w > max(main.w, main.h):
+            continue  # a rule or a dash, not a digit's stroke
+        x, y = q.x - main.x, q.y - main.y
+        inside = 0 <= x and 0 <= y and x + q.w <= main.w and y + q.h <= main.h
+        if not (inside and (main.mask[y : y + q.h, x : x + q.w] & q.mask).any()):
+            rest.append(q)  # not a part of the main piece
+    strong: dict[int, bool] = {}  # measured only for the pieces within reach
+
+    def is_strong(q: Piece) -> bool:
+        if id(q) not in strong:
+            strong[id(q)] = ink_strength(q, ink) >= bar
+        return strong[id(q)]
+
+    most = FRAGMENT_MOST * max(main.w, main.h)
+    grown = main
+    while rest:
+        size = max(grown.w, grown.h)
+        near = []
+        for q in rest:
+            if _box_gap(grown, q) > FRAGMENT_GAP * size:
+                continue
+            w = max(grown.x + grown.w, q.x + q.w) - min(grown.x, q.x)
+            h = max(grown.y + grown.h, q.y + q.h) - min(grown.y, q.y)
+            if w <= 1.5 * h and max(w, h) <= most and is_strong(q):
+                near.append(q)
+        if not near:
+            break
+        q = min(near, key=lambda q: _box_gap(grown, q))
+        grown = union(grown, q)
+        rest.remove(q)
+    return None if grown is main else grown
 
 
 def weak_labels(ink: np.ndarray, threshold: float) -> np.ndarray:
