@@ -855,7 +855,7 @@ def with_fragments(main: Piece, pieces: list[Piece], ink: np.ndarray) -> Piece |
             break
         q = min(near, key=lambda q: _box_gap(grown, q))
         grown = union(grown, q)
-        rest.remove(q)
+        rest = [r for r in rest if r is not q]  # by identity: pieces compare their masks
     return None if grown is main else grown
 
 
