@@ -546,7 +546,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result.labels, result.predictions, result.confidences, strict=True
     ):
         mark = "ok   " if label == pred else "WRONG"
-        print(f"  {mark} true {label}  read {pred}  confidence {100 * conf:5.1f}%")
+        print(f"  {mark} true {label}  read {pred}  confidence {percent(conf):>8}")
     print(f"read {len(result.labels)} MNIST test digits, {result.correct} correct")
     print(f"grid written to {result.grid_path}")
     if args.examples:
@@ -555,7 +555,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\nreading the example images in {args.examples}:")
         for ex in read_examples(args.examples, args.out):
             want = f"  (written: {ex.expected})" if ex.expected is not None else ""
-            conf = f"confidence {100 * ex.confidence:5.1f}%"
+            conf = f"confidence {percent(ex.confidence):>8}"
             print(f"  {ex.file.name:24s} read {ex.read:12s} {conf}{want}")
         print(f"annotated copies written to {args.out}/")
     return 0
