@@ -463,9 +463,9 @@ def cmd_read(args: argparse.Namespace) -> int:
 def percent(p: float) -> str:
     """A probability as a percentage with one decimal, more when one would round
     a value under 1 up to 100.0% (a digit read 99.987% sure, set aside at 99.99%)."""
-    d = 1
-    while d < 6 and p < 1.0 and f"{100 * p:.{d}f}" == f"{100.0:.{d}f}":
-        d += 1
+    from .reader import decimals_apart
+
+    d = decimals_apart(100 * p, 100.0, least=1) if p < 1.0 else 1
     return f"{100 * p:.{d}f}%"
 
 

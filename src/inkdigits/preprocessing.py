@@ -1620,11 +1620,10 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
         return Prepared(np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), None, im.inverted)
 
     def cut_out(piece: Piece) -> tuple[np.ndarray, tuple[int, int, int, int], tuple]:
-        """The piece as the model sees it, its box in original pixels, and where
-        it was cut out: rows y0:y1, columns x0:x1 and the piece's mask there
-        (:func:`to_mnist` on the piece's neighbourhood only, which never looks
-        further than 2 px beyond the mask: the same result as on the whole
-        image, cheaper)."""
+        """The piece as the model sees it, its box in original pixels, and the
+        ink around it with the piece's mask there (:func:`to_mnist` on the
+        piece's neighbourhood only, which never looks further than 2 px beyond
+        the mask: the same result as on the whole image, cheaper)."""
         m = 3
         y0, x0 = max(0, piece.y - m), max(0, piece.x - m)
         y1 = min(mask.shape[0], piece.y + piece.h + m)
@@ -1635,9 +1634,10 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
         )
         bx, by, bw, bh = ink_box(piece.mask)
         box = im.to_original((piece.x + bx, piece.y + by, bw, bh))
-        return to_mnist(im.ink[y0:y1, x0:x1], keep), box, (y0, y1, x0, x1, keep)
+        around = im.ink[y0:y1, x0:x1]
+        return to_mnist(around, keep), box, (around, keep)
 
-    digit, box, (y0, y1, x0, x1, keep) = cut_out(piece)
+    digit, box, (around, keep) = cut_out(piece)
     more = with_fragments(piece, parts, im.ink)
     fragments = cut_out(more)[:2] if more is not None else None
     # the page around the piece, a digit height on every side: more than a line
@@ -1648,7 +1648,7 @@ def preprocess(src: ImageLike, max_pixels: int = MAX_PIXELS) -> Prepared:
     wx1 = min(mask.shape[1], piece.x + piece.w + r)
     window = (im.ink[wy0:wy1, wx0:wx1].copy(), replace(piece, x=piece.x - wx0, y=piece.y - wy0))
     # a copy: a view would keep the whole page's ink map alive with the result
-    crop = (im.ink[y0:y1, x0:x1].copy(), keep)
+    crop = (around.copy(), keep)
     return Prepared(digit, box, im.inverted, crop, window, im.widened, fragments)
 
 

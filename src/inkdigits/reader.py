@@ -259,9 +259,9 @@ class Reader:
         if probs.max() < PEN_BELOW and prepared.fragments is not None:
             # unsure: the piece may be a fragment of a digit a thin pen broke
             # apart; the digit with its fragments wins when it reads more surely
-            whole = self.classify(prepared.fragments[0][None])[0]
-            if whole.max() > probs.max():
-                probs, (digit, box) = whole, prepared.fragments
+            joined = self.classify(prepared.fragments[0][None])[0]
+            if joined.max() > probs.max():
+                probs, (digit, box) = joined, prepared.fragments
         blob = pre.solid_blob(rgb, box, digit, prepared.widened)
         gate = "not a digit (a solid blob)" if blob else not_a_digit(digit)
         return self._result(digit, probs, box, gate, min_confidence)

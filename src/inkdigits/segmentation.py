@@ -744,26 +744,39 @@ def _box_gap(a: Piece, b: Piece) -> int:
     return max(_x_gap(a, b), _y_gap(a, b))
 
 
-def gather(main: Piece, others: list[Piece]) -> Piece:
+def gather(
+    main: Piece,
+    others: list[Piece],
+    reach: float = 0.25,
+    largest: float = float("inf"),
+    takes: Callable[[Piece], bool] | None = None,
+) -> Piece:
     """The main piece of a single digit with the nearby pieces of the same digit.
 
     A thin or faint digit breaks into pieces (a 4 whose arm is detached, a 5
     whose flag is, a 3 in two arcs); an image of one digit holds no other
     digit, so a strong piece close to it is part of it, as long as the whole
     stays digit-shaped. A flat piece (a bar) must be no wider than the digit.
+    Pieces are taken nearest first, each at most ``reach`` times the size of
+    the digit gathered so far away, while the whole measures at most
+    ``largest`` and each piece passes ``takes`` (see :func:`with_fragments`).
     """
     rest = list(others)
     while rest:
         size = max(main.w, main.h)
-        near = [
-            q for q in rest if _box_gap(main, q) <= 0.25 * size and (not _flat(q) or q.w <= size)
-        ]
-        near = [q for q in near if (u := union(main, q)).w <= 1.5 * u.h]
+        near = []
+        for q in rest:
+            if _box_gap(main, q) > reach * size or (_flat(q) and q.w > size):
+                continue
+            w = max(main.x + main.w, q.x + q.w) - min(main.x, q.x)  # the two boxes' span
+            h = max(main.y + main.h, q.y + q.h) - min(main.y, q.y)
+            if w <= 1.5 * h and max(w, h) <= largest and (takes is None or takes(q)):
+                near.append(q)
         if not near:
             return main
         q = min(near, key=lambda q: _box_gap(main, q))
         main = union(main, q)
-        rest.remove(q)
+        rest = [r for r in rest if r is not q]  # by identity: pieces compare their masks
     return main
 
 
@@ -839,23 +852,8 @@ def with_fragments(main: Piece, pieces: list[Piece], ink: np.ndarray) -> Piece |
             strong[id(q)] = ink_strength(q, ink) >= bar
         return strong[id(q)]
 
-    most = FRAGMENT_MOST * max(main.w, main.h)
-    grown = main
-    while rest:
-        size = max(grown.w, grown.h)
-        near = []
-        for q in rest:
-            if _box_gap(grown, q) > FRAGMENT_GAP * size:
-                continue
-            w = max(grown.x + grown.w, q.x + q.w) - min(grown.x, q.x)
-            h = max(grown.y + grown.h, q.y + q.h) - min(grown.y, q.y)
-            if w <= 1.5 * h and max(w, h) <= most and is_strong(q):
-                near.append(q)
-        if not near:
-            break
-        q = min(near, key=lambda q: _box_gap(grown, q))
-        grown = union(grown, q)
-        rest = [r for r in rest if r is not q]  # by identity: pieces compare their masks
+    largest = FRAGMENT_MOST * max(main.w, main.h)
+    grown = gather(main, rest, FRAGMENT_GAP, largest, is_strong)
     return None if grown is main else grown
 
 
